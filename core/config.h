@@ -1,0 +1,122 @@
+// The configuration model: what one TOML file says, validated and with every default filled.
+//
+// loadConfigFile() is the only way to build a Config from a file. It either returns a
+// complete, consistent Config or throws ConfigError naming the file, line and key:
+//
+//   tandem.toml:14: backend[web].server[web2].weight: 300 is out of range 0..256
+//
+// A Config is immutable once loaded; the runtime model (core/model.h) is built from it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/address.h"
+#include "core/duration.h"
+#include "core/log.h"
+
+namespace tandem {
+
+enum class Mode { kTcp, kHttp };
+enum class Balance { kRoundRobin, kStaticRr, kLeastConn, kFirst, kSource, kRandom };
+enum class CheckType { kTcp, kHttp, kMysql };
+enum class OnMarkedDown { kNothing, kShutdownSessions };
+
+const char* modeName(Mode m);
+const char* balanceName(Balance b);
+const char* checkTypeName(CheckType t);
+
+struct GlobalConfig {
+  int threads = 0;  // 0 means "auto": one worker per core
+  LogLevel log_level = LogLevel::kInfo;
+  // After SIGTERM/SIGINT, open sessions may finish for this long before Tandem exits anyway
+  // (HAProxy's hard-stop-after).
+  Millis hard_stop_after = Millis(30000);
+};
+
+struct DefaultsConfig {
+  Millis timeout_connect = Millis(5000);
+  Millis timeout_client = Millis(50000);
+  Millis timeout_server = Millis(50000);
+  int retries = 3;
+};
+
+struct CheckConfig {
+  CheckType type = CheckType::kTcp;
+  Millis interval = Millis(2000);   // HAProxy's inter
+  Millis fastinter = Millis(2000);  // while going up or down; defaults to interval
+  Millis downinter = Millis(2000);  // while DOWN; defaults to interval
+  Millis timeout = Millis(2000);    // one check's time limit; defaults to interval
+  int rise = 2;
+  int fall = 3;
+  int line = 0;
+};
+
+struct ServerConfig {
+  std::string name;
+  HostPort address;
+  int weight = 1;  // 0..256; 0 takes no new traffic (shown as DRAIN)
+  bool backup = false;
+  int maxconn = 0;    // 0: no limit
+  bool check = true;  // checked when the backend has a [backend.check] table
+  bool disabled = false;
+  int line = 0;
+};
+
+struct BackendConfig {
+  std::string name;
+  Mode mode = Mode::kTcp;
+  Balance balance = Balance::kRoundRobin;
+  std::optional<CheckConfig> check;  // no table: servers are never checked, always UP
+  OnMarkedDown on_marked_down = OnMarkedDown::kNothing;
+  // Per-backend copies of [defaults], overridable in the backend table.
+  Millis timeout_connect = Millis(5000);
+  Millis timeout_server = Millis(50000);
+  int retries = 3;
+  std::vector<ServerConfig> servers;
+  int line = 0;
+};
+
+struct FrontendConfig {
+  std::string name;
+  std::vector<HostPort> listen;
+  Mode mode = Mode::kTcp;
+  std::string backend;  // the name of a [[backend]]; checked to exist
+  int maxconn = 0;      // 0: no limit (the accept backlog still applies)
+  Millis timeout_client = Millis(50000);
+  int line = 0;
+};
+
+struct Config {
+  std::string path;
+  GlobalConfig global;
+  DefaultsConfig defaults;
+  std::vector<FrontendConfig> frontends;
+  std::vector<BackendConfig> backends;
+
+  const BackendConfig* findBackend(const std::string& name) const;
+};
+
+class ConfigError : public std::runtime_error {
+ public:
+  ConfigError(std::string file, int line, std::string key, std::string message);
+
+  const std::string& file() const { return file_; }
+  int line() const { return line_; }
+  const std::string& key() const { return key_; }
+
+ private:
+  std::string file_;
+  int line_;
+  std::string key_;
+};
+
+// Parses and validates. Throws ConfigError (never returns a partial Config).
+Config loadConfigFile(const std::string& path);
+// The same for text already in memory; `path` is used in error messages only.
+Config loadConfigString(const std::string& text, const std::string& path);
+
+}  // namespace tandem

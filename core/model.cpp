@@ -1,0 +1,95 @@
+#include "core/model.h"
+
+#include "core/log.h"
+
+namespace tandem {
+
+void Counters::onOpen() {
+  int64_t now = cur_conns.fetch_add(1, std::memory_order_relaxed) + 1;
+  total_conns.fetch_add(1, std::memory_order_relaxed);
+  int64_t seen = max_conns.load(std::memory_order_relaxed);
+  while (now > seen && !max_conns.compare_exchange_weak(seen, now, std::memory_order_relaxed)) {
+  }
+}
+
+Server::Server(const ServerConfig& cfg, Backend* backend, int id)
+    : cfg_(cfg), backend_(backend), id_(id) {
+  weight.store(cfg.weight);
+  admin.store(cfg.disabled ? AdminState::kMaint : AdminState::kReady);
+}
+
+std::string Server::fullName() const { return backend_->name() + "/" + cfg_.name; }
+
+Backend::Backend(const BackendConfig& cfg) : cfg_(cfg) {
+  int id = 1;
+  for (const ServerConfig& s : cfg_.servers) {
+    servers_.push_back(std::make_unique<Server>(s, this, id++));
+  }
+}
+
+Server* Backend::findServer(const std::string& name) const {
+  for (const auto& s : servers_) {
+    if (s->name() == name) {
+      return s.get();
+    }
+  }
+  return nullptr;
+}
+
+int Backend::usableActive() const {
+  int n = 0;
+  for (const auto& s : servers_) {
+    n += (!s->cfg().backup && s->usable()) ? 1 : 0;
+  }
+  return n;
+}
+
+int Backend::usableBackup() const {
+  int n = 0;
+  for (const auto& s : servers_) {
+    n += (s->cfg().backup && s->usable()) ? 1 : 0;
+  }
+  return n;
+}
+
+Frontend::Frontend(const FrontendConfig& cfg, Backend* backend) : cfg_(cfg), backend_(backend) {}
+
+Runtime::Runtime(Config config) : config_(std::move(config)) {
+  for (const BackendConfig& b : config_.backends) {
+    backends_.push_back(std::make_unique<Backend>(b));
+  }
+  for (const FrontendConfig& f : config_.frontends) {
+    frontends_.push_back(std::make_unique<Frontend>(f, findBackend(f.backend)));
+  }
+  for (const auto& b : backends_) {
+    for (const auto& s : b->servers()) {
+      sockaddr_storage addr;
+      std::string error;
+      if (resolveHostPort(s->cfg().address, &addr, &error)) {
+        s->setAddr(addr);
+      } else {
+        s->up.store(false);
+        TLOG_ERROR("server %s is DOWN, reason: unresolved (%s: %s)", s->fullName().c_str(),
+                   s->cfg().address.host.c_str(), error.c_str());
+      }
+    }
+  }
+}
+
+Backend* Runtime::findBackend(const std::string& name) const {
+  for (const auto& b : backends_) {
+    if (b->name() == name) {
+      return b.get();
+    }
+  }
+  return nullptr;
+}
+
+void Runtime::shutdownSessions(Server& server) {
+  server.shutdown_epoch.fetch_add(1);
+  if (shutdown_hook_) {
+    shutdown_hook_();
+  }
+}
+
+}  // namespace tandem

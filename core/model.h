@@ -1,0 +1,147 @@
+// The runtime model that the workers (proxy/), the checks (health/) and later the admin
+// interface share: frontends, backends and servers, their state words and counters.
+//
+// Threads: the control thread writes a server's state (up, admin, weight); workers read it
+// on every pick. Each field is one atomic, so no lock is ever taken on the data path.
+// Counters are relaxed atomics: they are summed for display, never used for decisions
+// except cur_conns (leastconn, maxconn), where a slightly stale read is harmless.
+#pragma once
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+
+namespace tandem {
+
+class Backend;
+
+// Administrative state, set by the operator (config `disabled`, later the admin interface).
+enum class AdminState : uint8_t { kReady, kDrain, kMaint };
+
+struct Counters {
+  std::atomic<int64_t> cur_conns{0};
+  std::atomic<int64_t> max_conns{0};
+  std::atomic<uint64_t> total_conns{0};
+  std::atomic<uint64_t> bytes_in{0};   // from clients (or, for a server, sent to it)
+  std::atomic<uint64_t> bytes_out{0};  // to clients (or, for a server, received from it)
+  std::atomic<uint64_t> connect_errors{0};
+  std::atomic<uint64_t> retries{0};
+  std::atomic<uint64_t> redispatches{0};
+
+  // Increments cur_conns and total_conns and raises max_conns if needed.
+  void onOpen();
+  void onClose() { cur_conns.fetch_sub(1, std::memory_order_relaxed); }
+};
+
+class Server {
+ public:
+  Server(const ServerConfig& cfg, Backend* backend, int id);
+
+  const ServerConfig& cfg() const { return cfg_; }
+  const std::string& name() const { return cfg_.name; }
+  Backend& backend() const { return *backend_; }
+  int id() const { return id_; }  // 1-based position in its backend, as HAProxy's srv_id
+
+  // Where to connect. Written before the workers start.
+  const sockaddr_storage& addr() const { return addr_; }
+  void setAddr(const sockaddr_storage& a) { addr_ = a; }
+
+  // Operational state from checks; a server without checks is always up.
+  std::atomic<bool> up{true};
+  std::atomic<AdminState> admin{AdminState::kReady};
+  std::atomic<int> weight{1};  // effective weight, 0..256
+  // Bumped when sessions on this server must be closed (on_marked_down, writer switch).
+  // Each session remembers the value at connect and closes when it changes.
+  std::atomic<uint32_t> shutdown_epoch{0};
+  std::atomic<uint64_t> picks{0};  // times chosen by the balancer (HAProxy's lbtot)
+  Counters counters;
+
+  // Takes new traffic: up, ready and with a weight above 0 (maxconn is checked apart).
+  bool usable() const {
+    return up.load(std::memory_order_relaxed) &&
+           admin.load(std::memory_order_relaxed) == AdminState::kReady &&
+           weight.load(std::memory_order_relaxed) > 0;
+  }
+  // Below its maxconn (always true without one).
+  bool hasFreeSlot() const {
+    return cfg_.maxconn == 0 || counters.cur_conns.load(std::memory_order_relaxed) < cfg_.maxconn;
+  }
+  std::string fullName() const;  // "backend/server"
+
+ private:
+  ServerConfig cfg_;
+  Backend* backend_;
+  int id_;
+  sockaddr_storage addr_{};
+};
+
+class Backend {
+ public:
+  explicit Backend(const BackendConfig& cfg);
+
+  const BackendConfig& cfg() const { return cfg_; }
+  const std::string& name() const { return cfg_.name; }
+  const std::vector<std::unique_ptr<Server>>& servers() const { return servers_; }
+  Server* findServer(const std::string& name) const;
+
+  // Servers that would take traffic now (usable()), by kind, for log lines such as
+  // "1 active and 0 backup servers left".
+  int usableActive() const;
+  int usableBackup() const;
+
+  Counters counters;
+
+ private:
+  BackendConfig cfg_;
+  std::vector<std::unique_ptr<Server>> servers_;
+};
+
+class Frontend {
+ public:
+  Frontend(const FrontendConfig& cfg, Backend* backend);
+
+  const FrontendConfig& cfg() const { return cfg_; }
+  const std::string& name() const { return cfg_.name; }
+  Backend& backend() const { return *backend_; }
+
+  Counters counters;
+
+ private:
+  FrontendConfig cfg_;
+  Backend* backend_;
+};
+
+// Everything built from one Config. Lives as long as the process; workers and checks hold
+// plain pointers into it.
+class Runtime {
+ public:
+  // Builds the model and resolves server addresses (blocking DNS: call before the loops
+  // start). A server whose name does not resolve starts DOWN and is logged.
+  explicit Runtime(Config config);
+
+  const Config& config() const { return config_; }
+  const std::vector<std::unique_ptr<Frontend>>& frontends() const { return frontends_; }
+  const std::vector<std::unique_ptr<Backend>>& backends() const { return backends_; }
+  Backend* findBackend(const std::string& name) const;
+
+  // Asks every worker to close the sessions open on `server` (bumps its shutdown_epoch,
+  // then calls the hook that main wires to the workers). Callable from any thread.
+  void shutdownSessions(Server& server);
+  void setShutdownHook(std::function<void()> hook) { shutdown_hook_ = std::move(hook); }
+
+ private:
+  Config config_;
+  std::vector<std::unique_ptr<Backend>> backends_;
+  std::vector<std::unique_ptr<Frontend>> frontends_;
+  std::function<void()> shutdown_hook_;
+};
+
+}  // namespace tandem
