@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config git
   libuv1-dev libtomlplusplus-dev prometheus-cpp-dev default-libmysqlclient-dev
   libgtest-dev libgmock-dev libbenchmark-dev node-llhttp
-  haproxy wrk socat curl procps clang-format
+  haproxy wrk socat curl procps clang-format php-cli
 )
 
 missing=()
