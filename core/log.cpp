@@ -27,11 +27,17 @@ std::optional<LogLevel> parseLogLevel(std::string_view name) {
   return std::nullopt;
 }
 
-const char* logLevelName(LogLevel level) { return kNames[static_cast<int>(level)]; }
+const char* logLevelName(LogLevel level) {
+  return kNames[static_cast<int>(level)];
+}
 
-void setLogLevel(LogLevel level) { g_level.store(static_cast<int>(level)); }
+void setLogLevel(LogLevel level) {
+  g_level.store(static_cast<int>(level));
+}
 
-bool logEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(); }
+bool logEnabled(LogLevel level) {
+  return static_cast<int>(level) >= g_level.load();
+}
 
 void logf(LogLevel level, const char* fmt, ...) {
   if (!logEnabled(level)) {

@@ -18,7 +18,9 @@ Server::Server(const ServerConfig& cfg, Backend* backend, int id)
   admin.store(cfg.disabled ? AdminState::kMaint : AdminState::kReady);
 }
 
-std::string Server::fullName() const { return backend_->name() + "/" + cfg_.name; }
+std::string Server::fullName() const {
+  return backend_->name() + "/" + cfg_.name;
+}
 
 Backend::Backend(const BackendConfig& cfg) : cfg_(cfg) {
   int id = 1;

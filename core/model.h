@@ -44,13 +44,13 @@ struct Counters {
 // The latest facts about a server's health checks, for logs and the admin interface.
 // Written by the control thread under CheckInfo::mutex; read by whoever displays it.
 struct CheckInfo {
-  std::string status = "INI";  // HAProxy's check_status: INI, L4OK, L4TOUT, L4CON, SOCKERR...
-  std::string reason;          // "connection refused", "Layer4 check passed", ...
-  int64_t duration_ms = -1;    // of the last completed check
-  int health = 0;              // HAProxy's rise/fall counter, 0..rise+fall-1
-  bool checking = false;       // a check is in flight
-  bool enabled = false;        // active checks run for this server
-  uint64_t failed_checks = 0;  // chkfail
+  std::string status = "INI";     // HAProxy's check_status: INI, L4OK, L4TOUT, L4CON, SOCKERR...
+  std::string reason;             // "connection refused", "Layer4 check passed", ...
+  int64_t duration_ms = -1;       // of the last completed check
+  int health = 0;                 // HAProxy's rise/fall counter, 0..rise+fall-1
+  bool checking = false;          // a check is in flight
+  bool enabled = false;           // active checks run for this server
+  uint64_t failed_checks = 0;     // chkfail
   uint64_t down_transitions = 0;  // chkdown
   int64_t last_change_ms = 0;     // wall clock (ms since epoch) of the last UP/DOWN change
   int64_t downtime_ms = 0;        // total time spent DOWN before the current period

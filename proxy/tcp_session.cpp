@@ -47,7 +47,9 @@ TcpSession::TcpSession(Worker& worker, Frontend& frontend,
   worker_.addSession(this);
 }
 
-TcpSession::~TcpSession() { worker_.removeSession(this, frontend_); }
+TcpSession::~TcpSession() {
+  worker_.removeSession(this, frontend_);
+}
 
 void TcpSession::start() {
   queued_since_ = uv_now(worker_.loop());

@@ -28,7 +28,9 @@ Worker::~Worker() {
   uv_loop_close(&loop_);
 }
 
-void Worker::start() { thread_ = std::thread([this] { run(); }); }
+void Worker::start() {
+  thread_ = std::thread([this] { run(); });
+}
 
 void Worker::join() {
   if (thread_.joinable()) {
@@ -122,7 +124,9 @@ void Worker::wake() {
   }
 }
 
-void Worker::onAsync(uv_async_t* async) { static_cast<Worker*>(async->data)->handleRequests(); }
+void Worker::onAsync(uv_async_t* async) {
+  static_cast<Worker*>(async->data)->handleRequests();
+}
 
 void Worker::handleRequests() {
   if (shutdown_check_requested_.exchange(false)) {
@@ -146,7 +150,9 @@ void Worker::handleRequests() {
   }
 }
 
-void Worker::onQueueTick(uv_timer_t* timer) { static_cast<Worker*>(timer->data)->retryWaiting(); }
+void Worker::onQueueTick(uv_timer_t* timer) {
+  static_cast<Worker*>(timer->data)->retryWaiting();
+}
 
 void Worker::retryWaiting() {
   if (stopping_) {

@@ -38,9 +38,9 @@ class Worker {
   bool finished() const { return finished_.load(); }
 
   // Thread-safe requests.
-  void requestStop();          // close listeners; exit once the last session ends
-  void requestForceClose();    // close every session now (hard stop)
-  void requestShutdownCheck(); // close sessions whose server's shutdown_epoch moved
+  void requestStop();           // close listeners; exit once the last session ends
+  void requestForceClose();     // close every session now (hard stop)
+  void requestShutdownCheck();  // close sessions whose server's shutdown_epoch moved
 
   // For sessions, on the worker's own thread.
   uv_loop_t* loop() { return &loop_; }
