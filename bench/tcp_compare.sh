@@ -1,0 +1,440 @@
+#!/usr/bin/env bash
+# Side-by-side TCP-mode load comparison: the same wrk workloads run
+#   (a) directly at the benchmark backend,
+#   (b) through Tandem in TCP mode,
+#   (c) through HAProxy in `mode tcp`,
+# in one run, with the same number of worker threads for both proxies.
+#
+# Usage: bench/tcp_compare.sh [options]     (every option also has an environment variable)
+#   -d, --duration SEC        seconds per measured run                  DURATION=10
+#   -c, --connections N       wrk connections, keepalive/close runs     CONNECTIONS=50
+#   -t, --threads N           proxy worker threads (Tandem and HAProxy) THREADS=1
+#       --wrk-threads N       wrk threads                               WRK_THREADS=1
+#       --backend-threads N   backend threads                           BACKEND_THREADS=1
+#       --bulk-size BYTES     body size of the bulk workload            BULK_SIZE=1048576
+#       --bulk-connections N  wrk connections for the bulk workload     BULK_CONNECTIONS=4
+#       --workloads LIST      subset of keepalive,close,bulk            WORKLOADS=keepalive,close,bulk
+#       --targets LIST        subset of direct,tandem,haproxy           TARGETS=direct,tandem,haproxy
+#       --warmup SEC          unmeasured wrk run before each run (0=off) WARMUP=1
+#       --tandem PATH         Tandem binary                             TANDEM=<repo>/build/tandem
+#       --backend PATH        tandem_bench_backend binary               BACKEND_BIN=(searched)
+#       --haproxy PATH        HAProxy binary                            HAPROXY=haproxy
+#       --out DIR             keep configs, logs and wrk outputs here   OUT_DIR=(temporary)
+#   -h, --help
+#
+# Every process this script starts is stopped on exit, failure, Ctrl-C or SIGTERM.
+# Everything listens on 127.0.0.1 only.
+set -uo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-50}
+THREADS=${THREADS:-1}
+WRK_THREADS=${WRK_THREADS:-1}
+BACKEND_THREADS=${BACKEND_THREADS:-1}
+BULK_SIZE=${BULK_SIZE:-1048576}
+BULK_CONNECTIONS=${BULK_CONNECTIONS:-4}
+WORKLOADS=${WORKLOADS:-keepalive,close,bulk}
+TARGETS=${TARGETS:-direct,tandem,haproxy}
+WARMUP=${WARMUP:-1}
+TANDEM=${TANDEM:-$REPO/build/tandem}
+BACKEND_BIN=${BACKEND_BIN:-}
+HAPROXY=${HAPROXY:-haproxy}
+OUT_DIR=${OUT_DIR:-}
+
+usage() { sed -n '2,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
+die() { echo "tcp_compare: $*" >&2; exit 1; }
+
+while [ $# -gt 0 ]; do
+  opt=$1
+  case $opt in
+    -h|--help) usage; exit 0 ;;
+  esac
+  [ $# -ge 2 ] || die "option $opt needs a value (see --help)"
+  val=$2
+  shift 2
+  case $opt in
+    -d|--duration) DURATION=$val ;;
+    -c|--connections) CONNECTIONS=$val ;;
+    -t|--threads) THREADS=$val ;;
+    --wrk-threads) WRK_THREADS=$val ;;
+    --backend-threads) BACKEND_THREADS=$val ;;
+    --bulk-size) BULK_SIZE=$val ;;
+    --bulk-connections) BULK_CONNECTIONS=$val ;;
+    --workloads) WORKLOADS=$val ;;
+    --targets) TARGETS=$val ;;
+    --warmup) WARMUP=$val ;;
+    --tandem) TANDEM=$val ;;
+    --backend) BACKEND_BIN=$val ;;
+    --haproxy) HAPROXY=$val ;;
+    --out) OUT_DIR=$val ;;
+    *) die "unknown option $opt (see --help)" ;;
+  esac
+done
+
+DURATION=${DURATION%s}
+WARMUP=${WARMUP%s}
+is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
+for pair in "DURATION:$DURATION:1:3600" "CONNECTIONS:$CONNECTIONS:1:10000" \
+            "THREADS:$THREADS:1:64" "WRK_THREADS:$WRK_THREADS:1:64" \
+            "BACKEND_THREADS:$BACKEND_THREADS:1:64" "BULK_SIZE:$BULK_SIZE:1:1099511627776" \
+            "BULK_CONNECTIONS:$BULK_CONNECTIONS:1:10000" "WARMUP:$WARMUP:0:60"; do
+  IFS=: read -r name value lo hi <<<"$pair"
+  if ! is_uint "$value" || [ "$value" -lt "$lo" ] || [ "$value" -gt "$hi" ]; then
+    die "$name must be an integer in [$lo, $hi], got '$value'"
+  fi
+done
+[ "$WRK_THREADS" -le "$CONNECTIONS" ] || die "wrk needs at least one connection per thread"
+[ "$WRK_THREADS" -le "$BULK_CONNECTIONS" ] || die "wrk needs at least one bulk connection per thread"
+has() { [[ ",$1," == *",$2,"* ]]; }
+for w in ${WORKLOADS//,/ }; do
+  case $w in keepalive|close|bulk) ;; *) die "unknown workload '$w'" ;; esac
+done
+for t in ${TARGETS//,/ }; do
+  case $t in direct|tandem|haproxy) ;; *) die "unknown target '$t'" ;; esac
+done
+
+command -v wrk >/dev/null || die "wrk not found"
+command -v curl >/dev/null || die "curl not found"
+command -v ss >/dev/null || die "ss (iproute2) not found"
+
+if [ -z "$BACKEND_BIN" ]; then
+  for cand in "$REPO/build-bench/bench/tandem_bench_backend" "$REPO/build/bench/tandem_bench_backend"; do
+    if [ -x "$cand" ]; then BACKEND_BIN=$cand; break; fi
+  done
+fi
+if [ -z "$BACKEND_BIN" ] || [ ! -x "$BACKEND_BIN" ]; then
+  die "tandem_bench_backend not found; build it with
+  cmake -S $REPO -B $REPO/build -DCMAKE_BUILD_TYPE=Release && cmake --build $REPO/build -j2 --target tandem_bench_backend
+or pass --backend PATH"
+fi
+
+# ---------------------------------------------------------------- process bookkeeping
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tcp_compare.XXXXXX") || die "mktemp failed"
+PIDS=()      # long-lived processes (backend, proxies)
+FG_PID=""    # the wrk run in progress, if any
+
+cleanup() {
+  local rc=$? pid alive
+  trap - EXIT INT TERM
+  [ -n "$FG_PID" ] && PIDS+=("$FG_PID")
+  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+  for _ in $(seq 1 30); do          # at most 3 s of grace
+    alive=0
+    for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ $alive -eq 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null; done
+  wait 2>/dev/null
+  if [ -n "$OUT_DIR" ]; then
+    mkdir -p "$OUT_DIR" && cp -r "$WORK"/. "$OUT_DIR"/ && echo "logs kept in $OUT_DIR" >&2
+  fi
+  rm -rf "$WORK"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo "tcp_compare: interrupted" >&2; exit 130' INT
+trap 'echo "tcp_compare: terminated" >&2; exit 143' TERM
+
+# Starts "$@" in the background with stdout/stderr to $1-named logs; sets LAST_PID.
+start_bg() {
+  local name=$1; shift
+  "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" </dev/null &
+  LAST_PID=$!
+  PIDS+=("$LAST_PID")
+}
+
+# run_fg LOG CMD...: runs CMD as a killable child with its output in LOG and waits for it
+# (a trapped signal interrupts the wait). The redirection stays on the child so that a trap
+# handler running meanwhile still writes to the script's own stderr.
+run_fg() {
+  local rc log=$1
+  shift
+  "$@" >"$log" 2>&1 &
+  FG_PID=$!
+  wait "$FG_PID"
+  rc=$?
+  FG_PID=""
+  return $rc
+}
+
+# A free port outside the ephemeral range (checked with ss; a small race is acceptable).
+free_port() {
+  local p
+  for _ in $(seq 1 200); do
+    p=$((20000 + RANDOM % 12000))
+    if [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then echo "$p"; return 0; fi
+  done
+  return 1
+}
+
+# Waits (at most 10 s) until 127.0.0.1:$1 accepts while process $2 is alive.
+wait_listen() {
+  local port=$1 pid=$2 _
+  for _ in $(seq 1 200); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  return 1
+}
+
+# Checks that a target answers a small request and the full bulk body.
+sanity() {
+  local port=$1 body size
+  body=$(curl -s --max-time 5 "http://127.0.0.1:$port/") || return 1
+  [ "$body" = "ok" ] || return 1
+  size=$(curl -s --max-time 30 -o /dev/null -w '%{size_download}' \
+         "http://127.0.0.1:$port/bytes/$BULK_SIZE") || return 1
+  [ "$size" = "$BULK_SIZE" ]
+}
+
+# utime+stime of a process, in clock ticks.
+cpu_ticks() {
+  local stat f
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+  stat=${stat##*) }   # drop "pid (comm) "; f[0] is field 3, so utime (14) is f[11]
+  read -ra f <<<"$stat"
+  echo $(( f[11] + f[12] ))
+}
+CLK_TCK=$(getconf CLK_TCK)
+
+# ---------------------------------------------------------------- backend
+BACKEND_PORT_FILE=$WORK/backend.port
+start_bg backend "$BACKEND_BIN" --host 127.0.0.1 --port 0 --threads "$BACKEND_THREADS" \
+  --port-file "$BACKEND_PORT_FILE"
+BACKEND_PID=$LAST_PID
+for _ in $(seq 1 100); do
+  [ -s "$BACKEND_PORT_FILE" ] && break
+  kill -0 "$BACKEND_PID" 2>/dev/null || break
+  sleep 0.05
+done
+[ -s "$BACKEND_PORT_FILE" ] || { cat "$WORK/backend.err" >&2; die "backend did not start"; }
+BACKEND_PORT=$(cat "$BACKEND_PORT_FILE")
+wait_listen "$BACKEND_PORT" "$BACKEND_PID" || die "backend not listening"
+
+declare -A PORT STATUS PROC
+PORT[direct]=$BACKEND_PORT
+STATUS[direct]=ok
+PROC[direct]=""
+STATUS[tandem]="skipped"
+STATUS[haproxy]="skipped"
+
+# ---------------------------------------------------------------- Tandem
+if has "$TARGETS" tandem; then
+  if [ ! -x "$TANDEM" ]; then
+    STATUS[tandem]="not built"
+  else
+    PORT[tandem]=$(free_port) || die "no free port"
+    cat >"$WORK/tandem.toml" <<EOF
+[global]
+threads = $THREADS
+log_level = "warning"
+
+[defaults]
+timeout_connect = "2s"
+timeout_client = "30s"
+timeout_server = "30s"
+
+[[frontend]]
+name = "bench"
+listen = "127.0.0.1:${PORT[tandem]}"
+backend = "app"
+
+[[backend]]
+name = "app"
+balance = "roundrobin"
+
+[[backend.server]]
+name = "s1"
+address = "127.0.0.1:$BACKEND_PORT"
+EOF
+    start_bg tandem "$TANDEM" -c "$WORK/tandem.toml"
+    PROC[tandem]=$LAST_PID
+    if wait_listen "${PORT[tandem]}" "${PROC[tandem]}"; then
+      STATUS[tandem]=ok
+    else
+      STATUS[tandem]="failed"
+      echo "tcp_compare: Tandem did not start; its stderr:" >&2
+      tail -n 20 "$WORK/tandem.err" >&2
+    fi
+  fi
+fi
+
+# ---------------------------------------------------------------- HAProxy
+if has "$TARGETS" haproxy; then
+  if ! command -v "$HAPROXY" >/dev/null; then
+    STATUS[haproxy]="not found"
+  else
+    PORT[haproxy]=$(free_port) || die "no free port"
+    cat >"$WORK/haproxy.cfg" <<EOF
+global
+    nbthread $THREADS
+    maxconn 4000
+
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 30s
+    timeout server 30s
+
+frontend bench
+    bind 127.0.0.1:${PORT[haproxy]}
+    default_backend app
+
+backend app
+    balance roundrobin
+    server s1 127.0.0.1:$BACKEND_PORT
+EOF
+    if ! "$HAPROXY" -c -q -f "$WORK/haproxy.cfg" >"$WORK/haproxy.check" 2>&1; then
+      STATUS[haproxy]="bad config"
+      cat "$WORK/haproxy.check" >&2
+    else
+      start_bg haproxy "$HAPROXY" -f "$WORK/haproxy.cfg" -db
+      PROC[haproxy]=$LAST_PID
+      if wait_listen "${PORT[haproxy]}" "${PROC[haproxy]}"; then
+        STATUS[haproxy]=ok
+      else
+        STATUS[haproxy]="failed"
+        tail -n 20 "$WORK/haproxy.err" >&2
+      fi
+    fi
+  fi
+fi
+
+for t in direct tandem haproxy; do
+  if [ "${STATUS[$t]}" = ok ] && ! sanity "${PORT[$t]}"; then
+    STATUS[$t]="wrong answer"
+    echo "tcp_compare: $t failed the sanity check (GET / and GET /bytes/$BULK_SIZE)" >&2
+  fi
+done
+[ "${STATUS[direct]}" = ok ] || die "the backend itself fails the sanity check"
+
+# ---------------------------------------------------------------- runs
+declare -A R   # R[workload,target,metric]
+
+# Converts a wrk latency ("256.00us", "1.27ms", "1.02s", "1.50m") to milliseconds.
+lat_ms() {
+  awk -v v="$1" 'BEGIN {
+    n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+    if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+    else if (u == "h") n *= 3600000
+    printf "%.3f", n }'
+}
+
+# run_wrk NAME TARGET CONNS PATH [extra wrk args...]: one measured run; fills R[].
+run_wrk() {
+  local name=$1 target=$2 conns=$3 path=$4; shift 4
+  local url="http://127.0.0.1:${PORT[$target]}$path" log="$WORK/wrk-$name-$target.txt"
+  local pid bpid t0 t1 b0 b1 rc
+  if [ "$WARMUP" -gt 0 ]; then
+    run_fg /dev/null timeout $((WARMUP + 15)) wrk -t"$WRK_THREADS" -c"$conns" -d"${WARMUP}s" \
+      "$@" "$url"
+  fi
+  sleep 0.5
+  pid=${PROC[$target]}
+  bpid=$BACKEND_PID
+  t0=0; [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
+  b0=$(cpu_ticks "$bpid")
+  run_fg "$log" timeout $((DURATION + 30)) wrk -t"$WRK_THREADS" -c"$conns" -d"${DURATION}s" \
+    --latency "$@" "$url"
+  rc=$?
+  t1=0; [ -n "$pid" ] && t1=$(cpu_ticks "$pid")
+  b1=$(cpu_ticks "$bpid")
+  if [ $rc -ne 0 ] || ! grep -q '^Requests/sec:' "$log"; then
+    R[$name,$target,status]="wrk failed"
+    return
+  fi
+  local rps p50 p99 reqs errs secs
+  rps=$(awk '/^Requests\/sec:/ {print $2}' "$log")
+  p50=$(awk '$1 == "50%" {print $2}' "$log")
+  p99=$(awk '$1 == "99%" {print $2}' "$log")
+  reqs=$(awk '/ requests in / {print $1}' "$log")
+  secs=$(awk '/ requests in / {v = $4; sub(/s,$/, "", v); print v}' "$log")
+  errs=$(awk '/Socket errors:/ {gsub(/,/, ""); s += $4 + $6 + $8 + $10}
+              /Non-2xx or 3xx responses:/ {s += $NF} END {print s + 0}' "$log")
+  R[$name,$target,status]=ok
+  R[$name,$target,rps]=$rps
+  R[$name,$target,p50]=$(lat_ms "$p50")
+  R[$name,$target,p99]=$(lat_ms "$p99")
+  R[$name,$target,errors]=$errs
+  R[$name,$target,mbps]=$(awk -v r="$rps" -v s="$BULK_SIZE" 'BEGIN {printf "%.1f", r * s / 1e6}')
+  R[$name,$target,bcpu]=$(awk -v d=$((b1 - b0)) -v hz="$CLK_TCK" -v t="$secs" \
+                          'BEGIN {printf "%.0f", 100 * d / hz / t}')
+  if [ -n "$pid" ]; then
+    R[$name,$target,pcpu]=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v t="$secs" \
+                            'BEGIN {printf "%.0f", 100 * d / hz / t}')
+    R[$name,$target,cpureq]=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$reqs" \
+                              'BEGIN {if (n > 0) printf "%.1f", 1e6 * d / hz / n; else print "-"}')
+  fi
+}
+
+declare -A WL_CONNS WL_PATH WL_DESC
+WL_CONNS[keepalive]=$CONNECTIONS; WL_PATH[keepalive]=/
+WL_DESC[keepalive]="keep-alive GET /, ${CONNECTIONS} conns"
+WL_CONNS[close]=$CONNECTIONS; WL_PATH[close]=/
+WL_DESC[close]="Connection: close GET /, ${CONNECTIONS} conns"
+WL_CONNS[bulk]=$BULK_CONNECTIONS; WL_PATH[bulk]=/bytes/$BULK_SIZE
+WL_DESC[bulk]="GET /bytes/$BULK_SIZE, ${BULK_CONNECTIONS} conns"
+
+echo "Tandem vs HAProxy (TCP mode): proxy threads=$THREADS, backend threads=$BACKEND_THREADS," \
+     "wrk -t$WRK_THREADS, ${DURATION}s per run, $(nproc) CPUs"
+echo "  haproxy: $("$HAPROXY" -v 2>/dev/null | head -n 1 | awk '{print $3}')  tandem: $TANDEM" \
+     "(${STATUS[tandem]})  backend: 127.0.0.1:$BACKEND_PORT"
+for w in keepalive close bulk; do
+  has "$WORKLOADS" "$w" || continue
+  for t in direct tandem haproxy; do
+    has "$TARGETS" "$t" || continue
+    [ "${STATUS[$t]}" = ok ] || continue
+    echo "  running $w -> $t ..." >&2
+    if [ "$w" = close ]; then
+      run_wrk "$w" "$t" "${WL_CONNS[$w]}" "${WL_PATH[$w]}" -H 'Connection: close'
+    else
+      run_wrk "$w" "$t" "${WL_CONNS[$w]}" "${WL_PATH[$w]}"
+    fi
+  done
+done
+
+# ---------------------------------------------------------------- table
+cell() {  # cell WORKLOAD TARGET METRIC
+  local w=$1 t=$2 m=$3
+  if ! has "$TARGETS" "$t"; then echo "-"; return; fi
+  if [ "${STATUS[$t]}" != ok ]; then echo "${STATUS[$t]}"; return; fi
+  if [ "${R[$w,$t,status]:-}" != ok ]; then echo "${R[$w,$t,status]:-n/a}"; return; fi
+  echo "${R[$w,$t,$m]:--}"
+}
+ratio() {
+  awk -v a="$1" -v b="$2" 'BEGIN {
+    if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b + 0 > 0) printf "%.2f", a / b; else print "-" }'
+}
+
+TABLE=$WORK/table.txt
+{
+  printf '%-10s %-16s %12s %12s %12s %15s\n' workload metric direct tandem haproxy tandem/haproxy
+  for w in keepalive close bulk; do
+    has "$WORKLOADS" "$w" || continue
+    if [ "$w" = bulk ]; then metrics="mbps rps p50 p99 pcpu cpureq bcpu errors"
+    else metrics="rps p50 p99 pcpu cpureq bcpu errors"; fi
+    for m in $metrics; do
+      case $m in
+        rps) label="req/s" ;; mbps) label="MB/s" ;; p50) label="p50 ms" ;; p99) label="p99 ms" ;;
+        pcpu) label="proxy cpu %" ;; cpureq) label="proxy cpu us/req" ;;
+        bcpu) label="backend cpu %" ;; errors) label="errors" ;;
+      esac
+      d=$(cell "$w" direct "$m"); tn=$(cell "$w" tandem "$m"); h=$(cell "$w" haproxy "$m")
+      [ "$m" = pcpu ] || [ "$m" = cpureq ] && d="-"
+      case $m in rps) d=${d%.*}; tn=${tn%.*}; h=${h%.*} ;; esac
+      r="-"; [ "$m" != errors ] && [ "$m" != bcpu ] && r=$(ratio "$tn" "$h")
+      printf '%-10s %-16s %12s %12s %12s %15s\n' "$w" "$label" "$d" "$tn" "$h" "$r"
+    done
+  done
+  echo
+  for w in keepalive close bulk; do
+    has "$WORKLOADS" "$w" && echo "  $w: ${WL_DESC[$w]}"
+  done
+  echo "  tandem/haproxy: above 1 is better for req/s and MB/s, below 1 is better for latency and cpu."
+  echo "  MB/s = 10^6 body bytes per second; errors = wrk socket errors + non-2xx responses."
+  echo "  Load generator, proxies and backend share this machine's CPUs: compare within one run."
+} | tee "$TABLE"
