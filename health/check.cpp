@@ -1,0 +1,127 @@
+#include "health/check.h"
+
+#include <chrono>
+#include <mutex>
+#include <utility>
+
+namespace tandem {
+
+namespace {
+
+int64_t wallClockMs() {
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  using std::chrono::system_clock;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+// A server already DOWN before any check (its address did not resolve) starts DOWN here
+// too, so that its first failure is not reported as a second transition.
+Check::Check(uv_loop_t* loop, Server& server, const CheckConfig& cfg, TransitionFn on_transition)
+    : loop_(loop),
+      server_(server),
+      cfg_(cfg),
+      on_transition_(std::move(on_transition)),
+      rise_fall_(cfg.rise, cfg.fall, server.up.load()) {}
+
+void Check::start(Millis first_delay) {
+  timer_.init(uv_timer_init, loop_);
+  timer_.get()->data = this;
+  {
+    std::lock_guard<std::mutex> lock(server_.check_mutex);
+    CheckInfo& info = server_.check_info;
+    info.enabled = true;
+    info.health = rise_fall_.health();
+    info.last_change_ms = wallClockMs();  // lastchg counts from start-up, as in HAProxy
+  }
+  uv_timer_start(timer_.get(), &Check::onTimer, first_delay.count(), 0);
+}
+
+void Check::close(std::function<void()> on_closed) {
+  if (closing_) {
+    return;
+  }
+  closing_ = true;
+  on_closed_ = std::move(on_closed);
+  setChecking(false);
+  // One extra part held until both closes are under way, so that a close completing at
+  // once (a handle never opened) cannot report the end early.
+  parts_left_ = 3;
+  timer_.close([this] { onPartClosed(); });
+  closeProbe([this] { onPartClosed(); });
+  onPartClosed();
+}
+
+int64_t Check::elapsedMs() const {
+  return static_cast<int64_t>(uv_now(loop_) - probe_start_ms_);
+}
+
+void Check::onTimer(uv_timer_t* timer) {
+  static_cast<Check*>(timer->data)->onProbeDue();
+}
+
+void Check::onProbeDue() {
+  probe_start_ms_ = uv_now(loop_);
+  setChecking(true);
+  startProbe();
+}
+
+void Check::finishProbe(CheckResult result) {
+  // HAProxy's chkfail counts only the failures that lower the counter: a server already at
+  // DOWN health 0 keeps failing without adding to it.
+  bool counted_failure = !result.ok && rise_fall_.health() > 0;
+  RiseFall::Transition transition = rise_fall_.onResult(result.ok);
+  last_result_ = std::move(result);
+  record(transition, counted_failure);
+  if (transition != RiseFall::Transition::kNone && on_transition_) {
+    on_transition_(*this, transition);
+  }
+  scheduleNext();
+}
+
+// One critical section per result, so that a reader never sees the new status with the old
+// counters.
+void Check::record(RiseFall::Transition transition, bool counted_failure) {
+  int64_t now = wallClockMs();
+  std::lock_guard<std::mutex> lock(server_.check_mutex);
+  CheckInfo& info = server_.check_info;
+  info.status = last_result_.status;
+  info.reason = last_result_.reason;
+  info.duration_ms = last_result_.duration_ms;
+  info.health = rise_fall_.health();
+  info.checking = false;
+  info.failed_checks += counted_failure ? 1 : 0;
+  if (transition == RiseFall::Transition::kWentDown) {
+    ++info.down_transitions;
+    info.last_change_ms = now;
+  } else if (transition == RiseFall::Transition::kWentUp) {
+    info.downtime_ms += now - info.last_change_ms;
+    info.last_change_ms = now;
+  }
+}
+
+void Check::scheduleNext() {
+  if (closing_) {
+    return;
+  }
+  uv_timer_start(timer_.get(), &Check::onTimer, rise_fall_.nextInterval(cfg_).count(), 0);
+}
+
+void Check::setChecking(bool checking) {
+  std::lock_guard<std::mutex> lock(server_.check_mutex);
+  server_.check_info.checking = checking;
+}
+
+void Check::onPartClosed() {
+  if (--parts_left_ > 0) {
+    return;
+  }
+  auto done = std::move(on_closed_);
+  if (done) {
+    done();
+  }
+}
+
+}  // namespace tandem
