@@ -21,7 +21,17 @@
 namespace tandem {
 
 enum class Mode { kTcp, kHttp };
-enum class Balance { kRoundRobin, kStaticRr, kLeastConn, kFirst, kSource, kRandom };
+enum class Balance {
+  kRoundRobin,
+  kStaticRr,
+  kLeastConn,
+  kFirst,
+  kSource,
+  kRandom,
+  kUri,  // HTTP only: hash of the request path (without the query string)
+  kHdr,  // HTTP only: hash of one request header, named in BackendConfig::balance_header
+};
+enum class LogFormat { kHaproxy, kJson };
 enum class CheckType { kTcp, kHttp, kMysql };
 enum class OnMarkedDown { kNothing, kShutdownSessions };
 
@@ -35,6 +45,9 @@ struct GlobalConfig {
   // After SIGTERM/SIGINT, open sessions may finish for this long before Tandem exits anyway
   // (HAProxy's hard-stop-after).
   Millis hard_stop_after = Millis(30000);
+  // Where HTTP access-log lines go: "stdout", "off", or a file path (appended to).
+  std::string access_log = "stdout";
+  LogFormat log_format = LogFormat::kHaproxy;  // HAProxy's httplog layout, or one JSON object
 };
 
 struct DefaultsConfig {
@@ -42,6 +55,18 @@ struct DefaultsConfig {
   Millis timeout_client = Millis(50000);
   Millis timeout_server = Millis(50000);
   int retries = 3;
+  // HTTP: the whole request head must arrive within this (slowloris gets 408).
+  Millis timeout_http_request = Millis(10000);
+  // HTTP: how long an idle keep-alive client connection waits for its next request.
+  Millis timeout_http_keep_alive = Millis(10000);
+  int max_header_size = 16384;  // request line plus headers, bytes; 431 past it
+  int max_headers = 100;        // header fields in one request; 431 past it
+};
+
+// An inclusive range of HTTP status codes that an HTTP check accepts.
+struct StatusRange {
+  int low = 200;
+  int high = 399;
 };
 
 struct CheckConfig {
@@ -52,6 +77,11 @@ struct CheckConfig {
   Millis timeout = Millis(2000);    // one check's time limit; defaults to interval
   int rise = 2;
   int fall = 3;
+  // type = "http": the request sent and the statuses that count as passing.
+  std::string method = "GET";
+  std::string path = "/";
+  std::string host;  // Host header; empty: the server's address
+  std::vector<StatusRange> expect = {StatusRange{200, 399}};
   int line = 0;
 };
 
@@ -76,6 +106,14 @@ struct BackendConfig {
   Millis timeout_connect = Millis(5000);
   Millis timeout_server = Millis(50000);
   int retries = 3;
+  std::string balance_header;  // balance = "hdr(NAME)": NAME
+  // HTTP cookie persistence: the name of the cookie that Tandem inserts to pin a client to
+  // a server ("SERVERID"); empty: no persistence.
+  std::string cookie;
+  // Passive checks: this many consecutive connection failures or 5xx responses on real
+  // traffic mark the server DOWN at once (HAProxy's observe layer7 + on-error mark-down);
+  // 0 disables.
+  int error_limit = 0;
   std::vector<ServerConfig> servers;
   int line = 0;
 };
@@ -87,6 +125,11 @@ struct FrontendConfig {
   std::string backend;  // the name of a [[backend]]; checked to exist
   int maxconn = 0;      // 0: no limit (the accept backlog still applies)
   Millis timeout_client = Millis(50000);
+  // HTTP frontends, copied from [defaults] (overridable in the frontend table).
+  Millis timeout_http_request = Millis(10000);
+  Millis timeout_http_keep_alive = Millis(10000);
+  int max_header_size = 16384;
+  int max_headers = 100;
   int line = 0;
 };
 

@@ -1,5 +1,7 @@
 #include "core/model.h"
 
+#include <algorithm>
+
 #include "core/log.h"
 
 namespace tandem {
@@ -10,6 +12,22 @@ void Counters::onOpen() {
   int64_t seen = max_conns.load(std::memory_order_relaxed);
   while (now > seen && !max_conns.compare_exchange_weak(seen, now, std::memory_order_relaxed)) {
   }
+}
+
+void Counters::countResponse(int status) {
+  int cls = status / 100;
+  int index = (cls >= 1 && cls <= 5) ? cls - 1 : 5;
+  responses[index].fetch_add(1, std::memory_order_relaxed);
+}
+
+void Counters::addTimer(std::atomic<int64_t>& avg, int64_t sample_ms, uint64_t samples) {
+  int64_t weight = static_cast<int64_t>(std::clamp<uint64_t>(samples, 1, 1024));
+  int64_t old = avg.load(std::memory_order_relaxed);
+  int64_t next = old + (sample_ms - old) / weight;
+  if (next == old && sample_ms != old) {
+    next += sample_ms > old ? 1 : -1;  // small differences still move the average
+  }
+  avg.compare_exchange_strong(old, next, std::memory_order_relaxed);
 }
 
 Server::Server(const ServerConfig& cfg, Backend* backend, int id)
@@ -85,6 +103,12 @@ Backend* Runtime::findBackend(const std::string& name) const {
     }
   }
   return nullptr;
+}
+
+void Runtime::reportPassiveFailure(Server& server, const std::string& reason) {
+  if (passive_hook_) {
+    passive_hook_(server, reason);
+  }
 }
 
 void Runtime::shutdownSessions(Server& server) {

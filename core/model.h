@@ -36,6 +36,25 @@ struct Counters {
   std::atomic<uint64_t> retries{0};
   std::atomic<uint64_t> redispatches{0};
 
+  // HTTP (zero in TCP mode).
+  std::atomic<uint64_t> http_requests{0};    // req_tot
+  std::atomic<uint64_t> denied_requests{0};  // dreq
+  std::atomic<uint64_t> request_errors{0};   // ereq: bad requests (400, 408, 431)
+  std::atomic<uint64_t> response_errors{0};  // eresp: bad or missing responses (502, 504)
+  std::atomic<uint64_t> responses[6] = {};   // by class: 1xx..5xx, then other
+  // Running averages in ms, HAProxy-style over about the last 1024 samples (see addTimer).
+  std::atomic<int64_t> avg_queue_ms{0};
+  std::atomic<int64_t> avg_connect_ms{0};
+  std::atomic<int64_t> avg_response_ms{0};
+  std::atomic<int64_t> avg_total_ms{0};
+
+  void countResponse(int status);
+  // Moves a running average toward `sample`: avg += (sample - avg) / min(samples, 1024),
+  // where `samples` counts this one: the first sample sets the average, and later ones
+  // weigh as in HAProxy's sliding window of 1024. Lossy under contention between workers
+  // (a lost update skips one sample).
+  static void addTimer(std::atomic<int64_t>& avg, int64_t sample_ms, uint64_t samples);
+
   // Increments cur_conns and total_conns and raises max_conns if needed.
   void onOpen();
   void onClose() { cur_conns.fetch_sub(1, std::memory_order_relaxed); }
@@ -77,6 +96,8 @@ class Server {
   // Each session remembers the value at connect and closes when it changes.
   std::atomic<uint32_t> shutdown_epoch{0};
   std::atomic<uint64_t> picks{0};  // times chosen by the balancer (HAProxy's lbtot)
+  // Passive checks: consecutive failures seen on real traffic (reset by a success).
+  std::atomic<int> consecutive_errors{0};
   Counters counters;
 
   mutable std::mutex check_mutex;
@@ -155,11 +176,20 @@ class Runtime {
   void shutdownSessions(Server& server);
   void setShutdownHook(std::function<void()> hook) { shutdown_hook_ = std::move(hook); }
 
+  // Passive checks: a worker saw `error_limit` consecutive failures on `server`. The hook
+  // (main wires it to the control thread's checker) marks it DOWN with `reason`. Callable
+  // from any thread; a no-op until a hook is set.
+  void reportPassiveFailure(Server& server, const std::string& reason);
+  void setPassiveFailureHook(std::function<void(Server&, const std::string&)> hook) {
+    passive_hook_ = std::move(hook);
+  }
+
  private:
   Config config_;
   std::vector<std::unique_ptr<Backend>> backends_;
   std::vector<std::unique_ptr<Frontend>> frontends_;
   std::function<void()> shutdown_hook_;
+  std::function<void(Server&, const std::string&)> passive_hook_;
 };
 
 }  // namespace tandem

@@ -254,6 +254,28 @@ class SourceGroup final : public WeightedDrawGroup {
   }
 };
 
+// balance uri / hdr: the request's key hash over the weighted servers, as `source` does with
+// the client address; a request without the key (no such header) goes round-robin.
+class RequestHashGroup final : public WeightedDrawGroup {
+ public:
+  explicit RequestHashGroup(std::vector<Server*> servers)
+      : WeightedDrawGroup(servers), fallback_(std::move(servers)) {}
+
+  Server* pick(const PickContext& ctx) override {
+    if (!ctx.has_request_hash) {
+      return fallback_.pick(ctx);
+    }
+    int64_t total = loadWeights(ctx);
+    if (total == 0) {
+      return nullptr;
+    }
+    return servers_[ownerOf(ctx.request_hash % static_cast<uint64_t>(total))];
+  }
+
+ private:
+  RoundRobinGroup fallback_;
+};
+
 // Power of two choices: two independent weighted draws, keeping the one with fewer
 // connections per unit of weight. Weights set the shares while loads are even, and a server
 // that is slow to release connections sheds traffic without any shared state between workers.
@@ -300,6 +322,9 @@ std::unique_ptr<Group> makeGroup(Balance balance, std::vector<Server*> servers, 
       return std::make_unique<SourceGroup>(std::move(servers));
     case Balance::kRandom:
       return std::make_unique<RandomGroup>(std::move(servers), seed);
+    case Balance::kUri:
+    case Balance::kHdr:
+      return std::make_unique<RequestHashGroup>(std::move(servers));
   }
   return std::make_unique<RoundRobinGroup>(std::move(servers));  // unreachable: all enumerated
 }
@@ -367,6 +392,10 @@ uint64_t hashClientAddress(const sockaddr* sa) {
     return isV4Mapped(a) ? hashBytes(a.s6_addr + 12, 4) : hashBytes(a.s6_addr, sizeof(a.s6_addr));
   }
   return 0;
+}
+
+uint64_t hashKey(std::string_view key) {
+  return hashBytes(reinterpret_cast<const uint8_t*>(key.data()), key.size());
 }
 
 }  // namespace tandem

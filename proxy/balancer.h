@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
 #include <vector>
 
 #include "core/model.h"
@@ -25,6 +26,11 @@ namespace tandem {
 // What the balancer knows of the connection being placed.
 struct PickContext {
   uint64_t client_hash = 0;  // hashClientAddress() of the client, for `source`
+  // balance uri / hdr: the hash of the request's path or named header, computed by the HTTP
+  // session (hashKey()). Without one (no such header), those algorithms fall back to
+  // roundrobin, as HAProxy's do.
+  uint64_t request_hash = 0;
+  bool has_request_hash = false;
   // Servers this connection already failed on; retries skip them. May be nullptr.
   const std::vector<const Server*>* tried = nullptr;
 };
@@ -49,5 +55,8 @@ std::unique_ptr<Balancer> makeBalancer(Backend& backend, uint64_t seed = 0);
 // two Tandem instances behind one VIP agree. An IPv4-mapped IPv6 address hashes as the IPv4
 // address it carries. Returns 0 for nullptr or a family other than AF_INET and AF_INET6.
 uint64_t hashClientAddress(const sockaddr* sa);
+
+// A stable hash of a request key (a path for `uri`, a header value for `hdr`).
+uint64_t hashKey(std::string_view key);
 
 }  // namespace tandem
