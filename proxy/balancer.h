@@ -26,13 +26,13 @@ namespace tandem {
 // What the balancer knows of the connection being placed.
 struct PickContext {
   uint64_t client_hash = 0;  // hashClientAddress() of the client, for `source`
+  // Servers this connection already failed on; retries skip them. May be nullptr.
+  const std::vector<const Server*>* tried = nullptr;
   // balance uri / hdr: the hash of the request's path or named header, computed by the HTTP
   // session (hashKey()). Without one (no such header), those algorithms fall back to
   // roundrobin, as HAProxy's do.
   uint64_t request_hash = 0;
   bool has_request_hash = false;
-  // Servers this connection already failed on; retries skip them. May be nullptr.
-  const std::vector<const Server*>* tried = nullptr;
 };
 
 // One instance per worker thread per backend: not thread-safe, no locks, no allocation in

@@ -16,7 +16,8 @@ namespace tandem {
 namespace {
 
 constexpr Balance kAll[] = {Balance::kRoundRobin, Balance::kStaticRr, Balance::kLeastConn,
-                            Balance::kFirst,      Balance::kSource,   Balance::kRandom};
+                            Balance::kFirst,      Balance::kSource,   Balance::kRandom,
+                            Balance::kUri,        Balance::kHdr};
 constexpr uint64_t kSeed = 0x5eed;
 
 // gtest names allow no '-', so not balanceName().
@@ -32,6 +33,10 @@ std::string algorithmName(Balance b) {
       return "first";
     case Balance::kSource:
       return "source";
+    case Balance::kUri:
+      return "uri";
+    case Balance::kHdr:
+      return "hdr";
     case Balance::kRandom:
       return "random";
   }
