@@ -12,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/access_log.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/model.h"
@@ -121,7 +122,10 @@ bool bindAll(const Runtime& rt, int workers, std::vector<std::vector<std::vector
 class Control {
  public:
   Control(Runtime& rt, std::vector<std::unique_ptr<Worker>>& workers)
-      : rt_(rt), workers_(workers), checker_(&loop_.loop, rt) {}
+      : rt_(rt), workers_(workers), checker_(&loop_.loop, rt) {
+    rt.setPassiveFailureHook(
+        [this](Server& s, const std::string& reason) { checker_.requestMarkDown(s, reason); });
+  }
 
   int run() {
     for (auto* sig : {&sigterm_, &sigint_}) {
@@ -227,6 +231,13 @@ int runTandem(const Options& opts) {
   signal(SIGPIPE, SIG_IGN);
 
   Runtime rt(std::move(config));
+  std::unique_ptr<AccessLog> access_log;
+  try {
+    access_log = std::make_unique<AccessLog>(rt.config().global);
+  } catch (const std::runtime_error& e) {
+    TLOG_ERROR("%s", e.what());
+    return 1;
+  }
   int nworkers = workerCount(rt.config());
   std::vector<std::vector<std::vector<int>>> fds;
   if (!bindAll(rt, nworkers, &fds)) {
@@ -234,7 +245,7 @@ int runTandem(const Options& opts) {
   }
   std::vector<std::unique_ptr<Worker>> workers;
   for (int i = 0; i < nworkers; ++i) {
-    workers.push_back(std::make_unique<Worker>(rt, i, std::move(fds[i])));
+    workers.push_back(std::make_unique<Worker>(rt, i, std::move(fds[i]), access_log.get()));
   }
   rt.setShutdownHook([&workers] {
     for (auto& w : workers) {
@@ -260,6 +271,9 @@ int runTandem(const Options& opts) {
     w->join();
   }
   rt.setShutdownHook(nullptr);
+  rt.setPassiveFailureHook(nullptr);
+  workers.clear();  // flushes their access-log buffers
+  access_log->stop();
   return rc;
 }
 

@@ -43,8 +43,11 @@ BACKEND_BIN=${BACKEND_BIN:-}
 HAPROXY=${HAPROXY:-haproxy}
 OUT_DIR=${OUT_DIR:-}
 
+BENCH_NAME=tcp_compare
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$REPO/bench/lib.sh"
+
 usage() { sed -n '2,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
-die() { echo "tcp_compare: $*" >&2; exit 1; }
 
 while [ $# -gt 0 ]; do
   opt=$1
@@ -75,19 +78,12 @@ done
 
 DURATION=${DURATION%s}
 WARMUP=${WARMUP%s}
-is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
-for pair in "DURATION:$DURATION:1:3600" "CONNECTIONS:$CONNECTIONS:1:10000" \
-            "THREADS:$THREADS:1:64" "WRK_THREADS:$WRK_THREADS:1:64" \
-            "BACKEND_THREADS:$BACKEND_THREADS:1:64" "BULK_SIZE:$BULK_SIZE:1:1099511627776" \
-            "BULK_CONNECTIONS:$BULK_CONNECTIONS:1:10000" "WARMUP:$WARMUP:0:60"; do
-  IFS=: read -r name value lo hi <<<"$pair"
-  if ! is_uint "$value" || [ "$value" -lt "$lo" ] || [ "$value" -gt "$hi" ]; then
-    die "$name must be an integer in [$lo, $hi], got '$value'"
-  fi
-done
+check_ranges "DURATION:$DURATION:1:3600" "CONNECTIONS:$CONNECTIONS:1:10000" \
+  "THREADS:$THREADS:1:64" "WRK_THREADS:$WRK_THREADS:1:64" \
+  "BACKEND_THREADS:$BACKEND_THREADS:1:64" "BULK_SIZE:$BULK_SIZE:1:1099511627776" \
+  "BULK_CONNECTIONS:$BULK_CONNECTIONS:1:10000" "WARMUP:$WARMUP:0:60"
 [ "$WRK_THREADS" -le "$CONNECTIONS" ] || die "wrk needs at least one connection per thread"
 [ "$WRK_THREADS" -le "$BULK_CONNECTIONS" ] || die "wrk needs at least one bulk connection per thread"
-has() { [[ ",$1," == *",$2,"* ]]; }
 for w in ${WORKLOADS//,/ }; do
   case $w in keepalive|close|bulk) ;; *) die "unknown workload '$w'" ;; esac
 done
@@ -95,91 +91,10 @@ for t in ${TARGETS//,/ }; do
   case $t in direct|tandem|haproxy) ;; *) die "unknown target '$t'" ;; esac
 done
 
-command -v wrk >/dev/null || die "wrk not found"
-command -v curl >/dev/null || die "curl not found"
-command -v ss >/dev/null || die "ss (iproute2) not found"
+need_tools wrk curl ss
+BACKEND_BIN=$(find_backend_bin "$REPO") || exit 1
 
-if [ -z "$BACKEND_BIN" ]; then
-  for cand in "$REPO/build-bench/bench/tandem_bench_backend" "$REPO/build/bench/tandem_bench_backend"; do
-    if [ -x "$cand" ]; then BACKEND_BIN=$cand; break; fi
-  done
-fi
-if [ -z "$BACKEND_BIN" ] || [ ! -x "$BACKEND_BIN" ]; then
-  die "tandem_bench_backend not found; build it with
-  cmake -S $REPO -B $REPO/build -DCMAKE_BUILD_TYPE=Release && cmake --build $REPO/build -j2 --target tandem_bench_backend
-or pass --backend PATH"
-fi
-
-# ---------------------------------------------------------------- process bookkeeping
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/tcp_compare.XXXXXX") || die "mktemp failed"
-PIDS=()      # long-lived processes (backend, proxies)
-FG_PID=""    # the wrk run in progress, if any
-
-cleanup() {
-  local rc=$? pid alive
-  trap - EXIT INT TERM
-  [ -n "$FG_PID" ] && PIDS+=("$FG_PID")
-  for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
-  for _ in $(seq 1 30); do          # at most 3 s of grace
-    alive=0
-    for pid in "${PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    [ $alive -eq 0 ] && break
-    sleep 0.1
-  done
-  for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null; done
-  wait 2>/dev/null
-  if [ -n "$OUT_DIR" ]; then
-    mkdir -p "$OUT_DIR" && cp -r "$WORK"/. "$OUT_DIR"/ && echo "logs kept in $OUT_DIR" >&2
-  fi
-  rm -rf "$WORK"
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'echo "tcp_compare: interrupted" >&2; exit 130' INT
-trap 'echo "tcp_compare: terminated" >&2; exit 143' TERM
-
-# Starts "$@" in the background with stdout/stderr to $1-named logs; sets LAST_PID.
-start_bg() {
-  local name=$1; shift
-  "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" </dev/null &
-  LAST_PID=$!
-  PIDS+=("$LAST_PID")
-}
-
-# run_fg LOG CMD...: runs CMD as a killable child with its output in LOG and waits for it
-# (a trapped signal interrupts the wait). The redirection stays on the child so that a trap
-# handler running meanwhile still writes to the script's own stderr.
-run_fg() {
-  local rc log=$1
-  shift
-  "$@" >"$log" 2>&1 &
-  FG_PID=$!
-  wait "$FG_PID"
-  rc=$?
-  FG_PID=""
-  return $rc
-}
-
-# A free port outside the ephemeral range (checked with ss; a small race is acceptable).
-free_port() {
-  local p
-  for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 12000))
-    if [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then echo "$p"; return 0; fi
-  done
-  return 1
-}
-
-# Waits (at most 10 s) until 127.0.0.1:$1 accepts while process $2 is alive.
-wait_listen() {
-  local port=$1 pid=$2 _
-  for _ in $(seq 1 200); do
-    kill -0 "$pid" 2>/dev/null || return 1
-    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  return 1
-}
+bench_init
 
 # Checks that a target answers a small request and the full bulk body.
 sanity() {
@@ -191,29 +106,10 @@ sanity() {
   [ "$size" = "$BULK_SIZE" ]
 }
 
-# utime+stime of a process, in clock ticks.
-cpu_ticks() {
-  local stat f
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-  stat=${stat##*) }   # drop "pid (comm) "; f[0] is field 3, so utime (14) is f[11]
-  read -ra f <<<"$stat"
-  echo $(( f[11] + f[12] ))
-}
-CLK_TCK=$(getconf CLK_TCK)
-
 # ---------------------------------------------------------------- backend
-BACKEND_PORT_FILE=$WORK/backend.port
-start_bg backend "$BACKEND_BIN" --host 127.0.0.1 --port 0 --threads "$BACKEND_THREADS" \
-  --port-file "$BACKEND_PORT_FILE"
+start_backend backend "$BACKEND_BIN" "$BACKEND_THREADS"
 BACKEND_PID=$LAST_PID
-for _ in $(seq 1 100); do
-  [ -s "$BACKEND_PORT_FILE" ] && break
-  kill -0 "$BACKEND_PID" 2>/dev/null || break
-  sleep 0.05
-done
-[ -s "$BACKEND_PORT_FILE" ] || { cat "$WORK/backend.err" >&2; die "backend did not start"; }
-BACKEND_PORT=$(cat "$BACKEND_PORT_FILE")
-wait_listen "$BACKEND_PORT" "$BACKEND_PID" || die "backend not listening"
+BACKEND_PORT=$LAST_PORT
 
 declare -A PORT STATUS PROC
 PORT[direct]=$BACKEND_PORT
@@ -313,62 +209,14 @@ done
 [ "${STATUS[direct]}" = ok ] || die "the backend itself fails the sanity check"
 
 # ---------------------------------------------------------------- runs
-declare -A R   # R[workload,target,metric]
-
-# Converts a wrk latency ("256.00us", "1.27ms", "1.02s", "1.50m") to milliseconds.
-lat_ms() {
-  awk -v v="$1" 'BEGIN {
-    n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-    if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
-    else if (u == "h") n *= 3600000
-    printf "%.3f", n }'
-}
-
-# run_wrk NAME TARGET CONNS PATH [extra wrk args...]: one measured run; fills R[].
+# run_wrk NAME TARGET CONNS PATH [extra wrk args...]: one measured run; fills R[NAME,TARGET,*].
 run_wrk() {
   local name=$1 target=$2 conns=$3 path=$4; shift 4
-  local url="http://127.0.0.1:${PORT[$target]}$path" log="$WORK/wrk-$name-$target.txt"
-  local pid bpid t0 t1 b0 b1 rc
-  if [ "$WARMUP" -gt 0 ]; then
-    run_fg /dev/null timeout $((WARMUP + 15)) wrk -t"$WRK_THREADS" -c"$conns" -d"${WARMUP}s" \
-      "$@" "$url"
-  fi
-  sleep 0.5
-  pid=${PROC[$target]}
-  bpid=$BACKEND_PID
-  t0=0; [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
-  b0=$(cpu_ticks "$bpid")
-  run_fg "$log" timeout $((DURATION + 30)) wrk -t"$WRK_THREADS" -c"$conns" -d"${DURATION}s" \
-    --latency "$@" "$url"
-  rc=$?
-  t1=0; [ -n "$pid" ] && t1=$(cpu_ticks "$pid")
-  b1=$(cpu_ticks "$bpid")
-  if [ $rc -ne 0 ] || ! grep -q '^Requests/sec:' "$log"; then
-    R[$name,$target,status]="wrk failed"
-    return
-  fi
-  local rps p50 p99 reqs errs secs
-  rps=$(awk '/^Requests\/sec:/ {print $2}' "$log")
-  p50=$(awk '$1 == "50%" {print $2}' "$log")
-  p99=$(awk '$1 == "99%" {print $2}' "$log")
-  reqs=$(awk '/ requests in / {print $1}' "$log")
-  secs=$(awk '/ requests in / {v = $4; sub(/s,$/, "", v); print v}' "$log")
-  errs=$(awk '/Socket errors:/ {gsub(/,/, ""); s += $4 + $6 + $8 + $10}
-              /Non-2xx or 3xx responses:/ {s += $NF} END {print s + 0}' "$log")
-  R[$name,$target,status]=ok
-  R[$name,$target,rps]=$rps
-  R[$name,$target,p50]=$(lat_ms "$p50")
-  R[$name,$target,p99]=$(lat_ms "$p99")
-  R[$name,$target,errors]=$errs
-  R[$name,$target,mbps]=$(awk -v r="$rps" -v s="$BULK_SIZE" 'BEGIN {printf "%.1f", r * s / 1e6}')
-  R[$name,$target,bcpu]=$(awk -v d=$((b1 - b0)) -v hz="$CLK_TCK" -v t="$secs" \
-                          'BEGIN {printf "%.0f", 100 * d / hz / t}')
-  if [ -n "$pid" ]; then
-    R[$name,$target,pcpu]=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v t="$secs" \
-                            'BEGIN {printf "%.0f", 100 * d / hz / t}')
-    R[$name,$target,cpureq]=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$reqs" \
-                              'BEGIN {if (n > 0) printf "%.1f", 1e6 * d / hz / n; else print "-"}')
-  fi
+  wrk_measure "$name,$target" "http://127.0.0.1:${PORT[$target]}$path" "$conns" \
+    "${PROC[$target]}" "$BACKEND_PID" "$@"
+  [ "${R[$name,$target,status]}" = ok ] &&
+    R[$name,$target,mbps]=$(awk -v r="${R[$name,$target,rps]}" -v s="$BULK_SIZE" \
+                            'BEGIN {printf "%.1f", r * s / 1e6}')
 }
 
 declare -A WL_CONNS WL_PATH WL_DESC
@@ -405,11 +253,6 @@ cell() {  # cell WORKLOAD TARGET METRIC
   if [ "${R[$w,$t,status]:-}" != ok ]; then echo "${R[$w,$t,status]:-n/a}"; return; fi
   echo "${R[$w,$t,$m]:--}"
 }
-ratio() {
-  awk -v a="$1" -v b="$2" 'BEGIN {
-    if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b + 0 > 0) printf "%.2f", a / b; else print "-" }'
-}
-
 TABLE=$WORK/table.txt
 {
   printf '%-10s %-16s %12s %12s %12s %15s\n' workload metric direct tandem haproxy tandem/haproxy

@@ -3,6 +3,7 @@
 // [[frontend]] (which must name a backend already read). The first problem found throws.
 #include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -17,10 +18,15 @@ namespace tandem {
 namespace {
 
 constexpr ConfigWord<Mode> kModes[] = {{"tcp", Mode::kTcp}, {"http", Mode::kHttp}};
-constexpr ConfigWord<Balance> kBalances[] = {
-    {"roundrobin", Balance::kRoundRobin}, {"static-rr", Balance::kStaticRr},
-    {"leastconn", Balance::kLeastConn},   {"first", Balance::kFirst},
-    {"source", Balance::kSource},         {"random", Balance::kRandom}};
+// "hdr" is written "hdr(NAME)" in the file; the bare word only names Balance::kHdr.
+constexpr ConfigWord<Balance> kBalances[] = {{"roundrobin", Balance::kRoundRobin},
+                                             {"static-rr", Balance::kStaticRr},
+                                             {"leastconn", Balance::kLeastConn},
+                                             {"first", Balance::kFirst},
+                                             {"source", Balance::kSource},
+                                             {"random", Balance::kRandom},
+                                             {"uri", Balance::kUri},
+                                             {"hdr", Balance::kHdr}};
 constexpr ConfigWord<CheckType> kCheckTypes[] = {
     {"tcp", CheckType::kTcp}, {"http", CheckType::kHttp}, {"mysql", CheckType::kMysql}};
 constexpr ConfigWord<OnMarkedDown> kOnMarkedDown[] = {
@@ -30,6 +36,8 @@ constexpr ConfigWord<LogLevel> kLogLevels[] = {{"debug", LogLevel::kDebug},
                                                {"notice", LogLevel::kNotice},
                                                {"warning", LogLevel::kWarning},
                                                {"error", LogLevel::kError}};
+constexpr ConfigWord<LogFormat> kLogFormats[] = {{"haproxy", LogFormat::kHaproxy},
+                                                 {"json", LogFormat::kJson}};
 
 template <typename E, size_t N>
 const char* wordFor(const ConfigWord<E> (&words)[N], E value) {
@@ -41,29 +49,53 @@ const char* wordFor(const ConfigWord<E> (&words)[N], E value) {
   return "?";
 }
 
-// HTTP load balancing (issue #3) and MySQL checks (issue #4) are words of the schema whose
-// runtime is not written yet. They are refused here, and only here: delete this function and
-// its two calls when those issues land.
+struct NotYetAvailable {
+  std::string_view key;
+  std::string_view word;
+  std::string_view issue;
+};
+
+// Words of the schema whose runtime is not written yet: refused here, and only here. Each
+// line goes when its issue lands; delete the function and its two calls with the last one.
+constexpr NotYetAvailable kNotYetAvailable[] = {
+    {"type", "mysql", "MySQL checks are issue #4"},
+};
+
 void rejectNotYetAvailable(const ConfigTable& t, std::string_view key, std::string_view word) {
-  std::string issue;
-  if (key == "mode" && word == "http") {
-    issue = "HTTP load balancing is issue #3";
-  } else if (key == "type" && word == "http") {
-    issue = "\"http\" checks are issue #3";
-  } else if (key == "type" && word == "mysql") {
-    issue = "MySQL checks are issue #4";
-  } else {
-    return;
+  for (const NotYetAvailable& refused : kNotYetAvailable) {
+    if (refused.key == key && refused.word == word) {
+      t.fail(key, t.require(key),
+             quoted(word) + " is not available yet (" + std::string(refused.issue) + ")");
+    }
   }
-  t.fail(key, t.require(key), quoted(word) + " is not available yet (" + issue + ")");
+}
+
+bool isAlnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
 bool isValidName(std::string_view name) {
-  auto valid = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '.' || c == '-';
-  };
+  auto valid = [](char c) { return isAlnum(c) || c == '_' || c == '.' || c == '-'; };
   return !name.empty() && std::all_of(name.begin(), name.end(), valid);
+}
+
+// The character rules of the HTTP keys. They are narrower than RFC 9110 allows where the
+// wider set only invites mistakes (a lowercase method, a header name with '_').
+bool isHeaderNameChar(char c) {
+  return isAlnum(c) || c == '-';
+}
+bool isCookieNameChar(char c) {
+  return isAlnum(c) || std::string_view("!#$%&'*+.^_`|~-").find(c) != std::string_view::npos;
+}
+bool isMethodChar(char c) {
+  return c >= 'A' && c <= 'Z';
+}
+bool isHostChar(char c) {
+  return isAlnum(c) || std::string_view(".-_:[]").find(c) != std::string_view::npos;
+}
+// A request target goes into the request line as written: no byte may end or split it.
+bool isPathChar(char c) {
+  return c > ' ' && c < 0x7f;
 }
 
 // Reads the required `name` first, so that every later error can say "backend[web]" rather
@@ -162,6 +194,219 @@ void readThreads(const ConfigTable& t, int* out) {
   *out = 0;
 }
 
+void copyHttpLimits(const DefaultsConfig& defaults, FrontendConfig& frontend) {
+  frontend.timeout_http_request = defaults.timeout_http_request;
+  frontend.timeout_http_keep_alive = defaults.timeout_http_keep_alive;
+  frontend.max_header_size = defaults.max_header_size;
+  frontend.max_headers = defaults.max_headers;
+}
+
+// The HTTP limits a frontend takes from [defaults] and may override, all with the same keys.
+template <typename Holder>
+void readHttpLimits(const ConfigTable& t, Holder& holder) {
+  t.readPositiveDuration("timeout_http_request", &holder.timeout_http_request);
+  t.readPositiveDuration("timeout_http_keep_alive", &holder.timeout_http_keep_alive);
+  t.readInt("max_header_size", 1024, 1048576, &holder.max_header_size);
+  t.readInt("max_headers", 1, 1000, &holder.max_headers);
+}
+
+// "stdout", "off" or a file path. The file is opened by the access log, not here, so that
+// `tandem --check` never creates it.
+void readAccessLog(const ConfigTable& t, std::string* out) {
+  if (t.readString("access_log", out) && out->empty()) {
+    t.fail("access_log", t.require("access_log"),
+           "expected \"stdout\", \"off\" or a file path, found an empty string");
+  }
+}
+
+std::string balanceChoices() {
+  std::string choices;
+  for (const ConfigWord<Balance>& word : kBalances) {
+    std::string name = word.value == Balance::kHdr ? "hdr(NAME)" : word.name;
+    choices += (choices.empty() ? "" : ", ") + name;
+  }
+  return choices;
+}
+
+// balance = "hdr(X-User)": the header to hash travels inside the word, as in HAProxy.
+void readHeaderBalance(const ConfigTable& t, const std::string& text, BackendConfig& backend) {
+  const toml::node& node = t.require("balance");
+  if (!text.starts_with("hdr(") || !text.ends_with(")") || text.size() == 5) {
+    t.fail("balance", node,
+           quoted(text) + " needs a header name in parentheses, e.g. \"hdr(X-User)\"");
+  }
+  std::string name = text.substr(4, text.size() - 5);
+  if (!std::all_of(name.begin(), name.end(), isHeaderNameChar)) {
+    t.fail("balance", node,
+           quoted(text) + ": " + quoted(name) +
+               " is not a valid header name (use letters, digits and '-')");
+  }
+  backend.balance = Balance::kHdr;
+  backend.balance_header = std::move(name);
+}
+
+void readBalance(const ConfigTable& t, BackendConfig& backend) {
+  std::string text;
+  if (!t.readString("balance", &text)) {
+    return;
+  }
+  if (text == "hdr" || text.starts_with("hdr(")) {
+    readHeaderBalance(t, text, backend);
+    return;
+  }
+  for (const ConfigWord<Balance>& word : kBalances) {
+    if (text == word.name) {
+      backend.balance = word.value;
+      return;
+    }
+  }
+  t.fail("balance", t.require("balance"), quoted(text) + " is not one of: " + balanceChoices());
+}
+
+// uri, hdr(...) and cookie read the HTTP request; on a TCP backend they could only be ignored.
+void requireHttpMode(const ConfigTable& t, const BackendConfig& backend) {
+  if (backend.mode == Mode::kHttp) {
+    return;
+  }
+  if (backend.balance == Balance::kUri || backend.balance == Balance::kHdr) {
+    const toml::node& node = t.require("balance");
+    t.fail("balance", node,
+           "balance " + quoted(node.as_string()->get()) + " needs mode = \"http\"");
+  }
+  if (!backend.cookie.empty()) {
+    t.fail("cookie", t.require("cookie"), "cookie needs mode = \"http\"");
+  }
+}
+
+// How a backend picks a server: the algorithm, and the cookie that pins a client to one.
+void readBalanceAndPersistence(const ConfigTable& t, BackendConfig& backend) {
+  readBalance(t, backend);
+  t.readToken("cookie", isCookieNameChar,
+              "is not a valid cookie name (use letters, digits and !#$%&'*+.^_`|~-)",
+              &backend.cookie);
+  requireHttpMode(t, backend);
+}
+
+constexpr int kMinStatus = 100;
+constexpr int kMaxStatus = 599;
+
+std::string statusFormsHint() {
+  return " (use a status such as 200, a range such as \"200-399\" or a class such as \"2xx\")";
+}
+
+// One status of a "low-high" range, 100..599; more than three digits is a typo, not a status.
+int parseStatus(const ConfigTable& t, const toml::node& node, std::string_view digits) {
+  int status = 0;
+  auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), status);
+  const std::string& text = node.as_string()->get();
+  if (error != std::errc() || end != digits.data() + digits.size() || digits.size() > 3) {
+    t.fail("expect", node, quoted(text) + " is not a status range" + statusFormsHint());
+  }
+  if (status < kMinStatus || status > kMaxStatus) {
+    t.fail("expect", node,
+           quoted(text) + ": " + std::to_string(status) + " is out of range 100..599");
+  }
+  return status;
+}
+
+// "2xx" is 200-299; "200-399" is itself.
+StatusRange parseStatusText(const ConfigTable& t, const toml::node& node) {
+  const std::string& text = node.as_string()->get();
+  if (text.size() == 3 && text[0] >= '1' && text[0] <= '5' && text.ends_with("xx")) {
+    int low = (text[0] - '0') * 100;
+    return StatusRange{low, low + 99};
+  }
+  size_t dash = text.find('-');
+  if (dash == std::string::npos) {
+    t.fail("expect", node, quoted(text) + " is not a status range or class" + statusFormsHint());
+  }
+  std::string_view view = text;
+  StatusRange range{parseStatus(t, node, view.substr(0, dash)),
+                    parseStatus(t, node, view.substr(dash + 1))};
+  if (range.low > range.high) {
+    t.fail("expect", node,
+           quoted(text) + ": " + std::to_string(range.low) + " is greater than " +
+               std::to_string(range.high));
+  }
+  return range;
+}
+
+StatusRange parseStatusRange(const ConfigTable& t, const toml::node& node) {
+  if (node.is_string()) {
+    return parseStatusText(t, node);
+  }
+  if (!node.is_integer()) {
+    t.failWrongType("expect", node, "a status, a \"low-high\" range or a \"Nxx\" class");
+  }
+  int64_t status = node.as_integer()->get();
+  if (status < kMinStatus || status > kMaxStatus) {
+    t.fail("expect", node, std::to_string(status) + " is out of range 100..599");
+  }
+  return StatusRange{static_cast<int>(status), static_cast<int>(status)};
+}
+
+// expect = 200, "200-399", "2xx", or an array mixing them; each error names its element's line.
+void readExpect(const ConfigTable& t, std::vector<StatusRange>* out) {
+  const toml::node* node = t.find("expect");
+  if (node == nullptr) {
+    return;
+  }
+  const toml::array* array = node->as_array();
+  if (array == nullptr) {
+    *out = {parseStatusRange(t, *node)};
+    return;
+  }
+  if (array->empty()) {
+    t.fail("expect", *node, "expected at least one status, found an empty array");
+  }
+  out->clear();
+  for (const toml::node& element : *array) {
+    out->push_back(parseStatusRange(t, element));
+  }
+}
+
+// The request keys of a check mean something only to type = "http"; anywhere else they would
+// be silently ignored.
+void rejectHttpCheckKeys(const ConfigTable& t, CheckType type) {
+  if (type == CheckType::kHttp) {
+    return;
+  }
+  for (std::string_view key : {"method", "path", "host", "expect"}) {
+    if (const toml::node* node = t.find(key)) {
+      t.fail(
+          key, *node,
+          "only for type = \"http\" (this check has type = " + quoted(checkTypeName(type)) + ")");
+    }
+  }
+}
+
+void readCheckPath(const ConfigTable& t, std::string* out) {
+  if (t.readString("path", out) &&
+      (!out->starts_with('/') || !std::all_of(out->begin(), out->end(), isPathChar))) {
+    t.fail("path", t.require("path"),
+           quoted(*out) +
+               " is not a valid request path (it must start with \"/\" and hold no spaces, "
+               "control characters or non-ASCII bytes)");
+  }
+}
+
+// Empty (the default) sends the server's address as the Host header.
+void readCheckHost(const ConfigTable& t, std::string* out) {
+  if (t.readString("host", out) && !std::all_of(out->begin(), out->end(), isHostChar)) {
+    t.fail("host", t.require("host"),
+           quoted(*out) + " is not a valid host (use a host name or address, and \":port\")");
+  }
+}
+
+void readHttpCheck(const ConfigTable& t, CheckConfig& check) {
+  rejectHttpCheckKeys(t, check.type);
+  t.readToken("method", isMethodChar, "is not an HTTP method (use uppercase letters, e.g. \"GET\")",
+              &check.method);
+  readCheckPath(t, &check.path);
+  readCheckHost(t, &check.host);
+  readExpect(t, &check.expect);
+}
+
 class Loader {
  public:
   Loader(const toml::table& root, const std::string& file)
@@ -210,12 +455,15 @@ void Loader::loadGlobal() {
   if (table == nullptr) {
     return;
   }
-  ConfigTable t(*table, file_, "global", {"threads", "log_level", "hard_stop_after"});
+  ConfigTable t(*table, file_, "global",
+                {"threads", "log_level", "hard_stop_after", "access_log", "log_format"});
   t.rejectUnknownKeys();
   GlobalConfig& global = config_.global;
   readThreads(t, &global.threads);
   t.readWord("log_level", kLogLevels, &global.log_level);
   t.readDuration("hard_stop_after", &global.hard_stop_after);
+  readAccessLog(t, &global.access_log);
+  t.readWord("log_format", kLogFormats, &global.log_format);
 }
 
 void Loader::loadDefaults() {
@@ -223,14 +471,17 @@ void Loader::loadDefaults() {
   if (table == nullptr) {
     return;
   }
-  ConfigTable t(*table, file_, "defaults",
-                {"timeout_connect", "timeout_client", "timeout_server", "retries"});
+  ConfigTable t(
+      *table, file_, "defaults",
+      {"timeout_connect", "timeout_client", "timeout_server", "retries", "timeout_http_request",
+       "timeout_http_keep_alive", "max_header_size", "max_headers"});
   t.rejectUnknownKeys();
   DefaultsConfig& defaults = config_.defaults;
   t.readPositiveDuration("timeout_connect", &defaults.timeout_connect);
   t.readPositiveDuration("timeout_client", &defaults.timeout_client);
   t.readPositiveDuration("timeout_server", &defaults.timeout_server);
   t.readInt("retries", 0, 100, &defaults.retries);
+  readHttpLimits(t, defaults);
 }
 
 void Loader::loadBackends() {
@@ -246,7 +497,7 @@ void Loader::loadBackends() {
 BackendConfig Loader::loadBackend(const toml::table& table, size_t index) {
   ConfigTable t(table, file_, "backend[" + std::to_string(index) + "]",
                 {"name", "mode", "balance", "on_marked_down", "timeout_connect", "timeout_server",
-                 "retries", "check", "server", "servers"});
+                 "retries", "cookie", "error_limit", "check", "server", "servers"});
   BackendConfig backend;
   backend.line = t.line();
   backend.name = readName(t);
@@ -254,7 +505,8 @@ BackendConfig Loader::loadBackend(const toml::table& table, size_t index) {
   rejectDuplicateName(t, "backend", config_.backends, backend.name);
   t.rejectUnknownKeys();
   backend.mode = readMode(t);
-  t.readWord("balance", kBalances, &backend.balance);
+  readBalanceAndPersistence(t, backend);
+  t.readInt("error_limit", 0, 1000, &backend.error_limit);
   t.readWord("on_marked_down", kOnMarkedDown, &backend.on_marked_down);
   backend.timeout_connect = config_.defaults.timeout_connect;
   backend.timeout_server = config_.defaults.timeout_server;
@@ -275,7 +527,8 @@ std::optional<CheckConfig> Loader::loadCheck(const ConfigTable& backend) {
     return std::nullopt;
   }
   ConfigTable t(*table, file_, backend.keyPath("check"),
-                {"type", "interval", "fastinter", "downinter", "timeout", "rise", "fall"});
+                {"type", "interval", "fastinter", "downinter", "timeout", "rise", "fall", "method",
+                 "path", "host", "expect"});
   t.rejectUnknownKeys();
   CheckConfig check;
   check.line = t.line();
@@ -289,6 +542,7 @@ std::optional<CheckConfig> Loader::loadCheck(const ConfigTable& backend) {
   t.readPositiveDuration("timeout", &check.timeout);
   t.readInt("rise", 1, 1000, &check.rise);
   t.readInt("fall", 1, 1000, &check.fall);
+  readHttpCheck(t, check);
   return check;
 }
 
@@ -355,8 +609,10 @@ void Loader::loadFrontends() {
 }
 
 FrontendConfig Loader::loadFrontend(const toml::table& table, size_t index) {
-  ConfigTable t(table, file_, "frontend[" + std::to_string(index) + "]",
-                {"name", "listen", "mode", "backend", "maxconn", "timeout_client"});
+  ConfigTable t(
+      table, file_, "frontend[" + std::to_string(index) + "]",
+      {"name", "listen", "mode", "backend", "maxconn", "timeout_client", "timeout_http_request",
+       "timeout_http_keep_alive", "max_header_size", "max_headers"});
   FrontendConfig frontend;
   frontend.line = t.line();
   frontend.name = readName(t);
@@ -369,6 +625,8 @@ FrontendConfig Loader::loadFrontend(const toml::table& table, size_t index) {
   t.readInt("maxconn", 0, 1000000, &frontend.maxconn);
   frontend.timeout_client = config_.defaults.timeout_client;
   t.readPositiveDuration("timeout_client", &frontend.timeout_client);
+  copyHttpLimits(config_.defaults, frontend);
+  readHttpLimits(t, frontend);
   return frontend;
 }
 

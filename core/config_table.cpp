@@ -170,6 +170,19 @@ bool ConfigTable::readPositiveDuration(std::string_view key, Millis* out) const 
   return true;
 }
 
+bool ConfigTable::readToken(std::string_view key, bool (*allowed)(char), std::string_view what,
+                            std::string* out) const {
+  std::string text;
+  if (!readString(key, &text)) {
+    return false;
+  }
+  if (text.empty() || !std::all_of(text.begin(), text.end(), allowed)) {
+    fail(key, require(key), quoted(text) + " " + std::string(what));
+  }
+  *out = std::move(text);
+  return true;
+}
+
 void ConfigTable::fail(std::string_view key, const toml::node& at, std::string message) const {
   throw ConfigError(file_, lineOf(at), keyPath(key), std::move(message));
 }

@@ -62,6 +62,10 @@ class ConfigTable {
   bool readPositiveDuration(std::string_view key, Millis* out) const;
   template <typename E, size_t N>
   bool readWord(std::string_view key, const ConfigWord<E> (&words)[N], E* out) const;
+  // A non-empty string made only of characters that `allowed` accepts. `what` names the
+  // thing and its rule in the error: "is not a valid cookie name (use letters, ...)".
+  bool readToken(std::string_view key, bool (*allowed)(char), std::string_view what,
+                 std::string* out) const;
 
   // `at` is the offending value, whose line the error names.
   [[noreturn]] void fail(std::string_view key, const toml::node& at, std::string message) const;

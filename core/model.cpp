@@ -72,6 +72,15 @@ int Backend::usableBackup() const {
   return n;
 }
 
+bool Backend::hasFullServer() const {
+  for (const auto& s : servers_) {
+    if (s->usable() && !s->hasFreeSlot()) {
+      return true;
+    }
+  }
+  return false;
+}
+
 Frontend::Frontend(const FrontendConfig& cfg, Backend* backend) : cfg_(cfg), backend_(backend) {}
 
 Runtime::Runtime(Config config) : config_(std::move(config)) {

@@ -135,6 +135,8 @@ class Backend {
   // "1 active and 0 backup servers left".
   int usableActive() const;
   int usableBackup() const;
+  // Some server would take traffic but is at its maxconn: a request may wait for a slot.
+  bool hasFullServer() const;
 
   Counters counters;
 

@@ -62,23 +62,43 @@ void Check::onTimer(uv_timer_t* timer) {
   static_cast<Check*>(timer->data)->onProbeDue();
 }
 
+void Check::markDown(std::string reason) {
+  if (closing_) {
+    return;
+  }
+  bool counted_failure = rise_fall_.health() > 0;
+  RiseFall::Transition transition = rise_fall_.markDown();
+  apply(CheckResult{false, "HANA", std::move(reason), 0}, transition, counted_failure);
+  // The timer was armed for the old health (`interval` at full health); a DOWN server is
+  // probed after `downinter`. A probe in flight re-arms it when it ends.
+  if (!probing_) {
+    scheduleNext();
+  }
+}
+
 void Check::onProbeDue() {
   probe_start_ms_ = uv_now(loop_);
+  probing_ = true;
   setChecking(true);
   startProbe();
 }
 
 void Check::finishProbe(CheckResult result) {
+  probing_ = false;
   // HAProxy's chkfail counts only the failures that lower the counter: a server already at
   // DOWN health 0 keeps failing without adding to it.
   bool counted_failure = !result.ok && rise_fall_.health() > 0;
   RiseFall::Transition transition = rise_fall_.onResult(result.ok);
+  apply(std::move(result), transition, counted_failure);
+  scheduleNext();
+}
+
+void Check::apply(CheckResult result, RiseFall::Transition transition, bool counted_failure) {
   last_result_ = std::move(result);
   record(transition, counted_failure);
   if (transition != RiseFall::Transition::kNone && on_transition_) {
     on_transition_(*this, transition);
   }
-  scheduleNext();
 }
 
 // One critical section per result, so that a reader never sees the new status with the old
@@ -91,7 +111,7 @@ void Check::record(RiseFall::Transition transition, bool counted_failure) {
   info.reason = last_result_.reason;
   info.duration_ms = last_result_.duration_ms;
   info.health = rise_fall_.health();
-  info.checking = false;
+  info.checking = probing_;  // a mark-down may come while a probe is in flight
   info.failed_checks += counted_failure ? 1 : 0;
   if (transition == RiseFall::Transition::kWentDown) {
     ++info.down_transitions;

@@ -12,6 +12,9 @@
 //                       TransitionFn (the Checker applies it to the model and logs it).
 //   3. scheduleNext()   the timer is armed with interval, fastinter or downinter.
 //
+// markDown() cuts in from outside the cycle (passive checks): the server goes DOWN at once
+// and the cycle goes on from health 0, so that `rise` successes bring it back.
+//
 // close() stops the cycle at any step: a probe in flight is abandoned without a result, and
 // on_closed runs once every handle of the session has been closed by libuv. Only then may
 // the session be destroyed without leaving callbacks behind; destroying it earlier is safe
@@ -52,6 +55,11 @@ class Check {
   void start(Millis first_delay);
   // Stops checking; on_closed runs once every handle is closed. Later calls do nothing.
   void close(std::function<void()> on_closed);
+  // Marks the server DOWN now, whatever its rise/fall progress, as if a check had failed
+  // with HAProxy's HANA status ("health analyze"), `reason` and a zero duration: check_info
+  // and the TransitionFn see it like any result. A probe in flight goes on and counts
+  // from health 0. Does nothing after close().
+  void markDown(std::string reason);
 
   Server& server() const { return server_; }
   const CheckConfig& cfg() const { return cfg_; }
@@ -77,6 +85,7 @@ class Check {
  private:
   static void onTimer(uv_timer_t* timer);
   void onProbeDue();
+  void apply(CheckResult result, RiseFall::Transition transition, bool counted_failure);
   void record(RiseFall::Transition transition, bool counted_failure);
   void scheduleNext();
   void setChecking(bool checking);
@@ -90,6 +99,7 @@ class Check {
   CheckResult last_result_;
   UvHandle<uv_timer_t> timer_;
   uint64_t probe_start_ms_ = 0;  // uv_now() when the current probe started
+  bool probing_ = false;  // between onProbeDue() and finishProbe()
   bool closing_ = false;
   int parts_left_ = 0;  // the timer and the protocol's handles, while closing
   std::function<void()> on_closed_;

@@ -1,5 +1,6 @@
 #include "health/checker.h"
 
+#include <algorithm>
 #include <cinttypes>
 #include <mutex>
 #include <optional>
@@ -7,6 +8,7 @@
 #include <utility>
 
 #include "core/log.h"
+#include "health/http_check.h"
 #include "health/tcp_check.h"
 
 namespace tandem {
@@ -27,6 +29,7 @@ void setCheckEnabled(Server& server, bool enabled) {
 Checker::Checker(uv_loop_t* loop, Runtime& runtime) : loop_(loop), runtime_(runtime) {}
 
 void Checker::start() {
+  openMarkDownQueue();
   for (const auto& backend : runtime_.backends()) {
     const std::optional<CheckConfig>& cfg = backend->cfg().check;
     for (const auto& server : backend->servers()) {
@@ -44,8 +47,16 @@ void Checker::start() {
   }
 }
 
-// The one place that knows the check types. The config loader accepts only tcp for now;
-// HTTP and MySQL checks will be Check subclasses beside TcpCheck.
+// Before the first check starts, so that a report can never find a handle not yet open.
+void Checker::openMarkDownQueue() {
+  mark_down_async_.init(uv_async_init, loop_, &Checker::onMarkDownAsync);
+  mark_down_async_.get()->data = this;
+  std::lock_guard<std::mutex> lock(mark_down_mutex_);
+  accepting_mark_downs_ = true;
+}
+
+// The one place that knows the check types. MySQL checks will be a Check subclass beside
+// TcpCheck and HttpCheck.
 std::unique_ptr<Check> Checker::makeCheck(Server& server, const CheckConfig& cfg) {
   Check::TransitionFn on_transition = [this](Check& check, RiseFall::Transition transition) {
     onTransition(check, transition);
@@ -54,11 +65,12 @@ std::unique_ptr<Check> Checker::makeCheck(Server& server, const CheckConfig& cfg
     case CheckType::kTcp:
       return std::make_unique<TcpCheck>(loop_, server, cfg, std::move(on_transition));
     case CheckType::kHttp:
+      return std::make_unique<HttpCheck>(loop_, server, cfg, std::move(on_transition));
     case CheckType::kMysql:
       break;
   }
-  // Only a Config built by hand gets here (the loader rejects these types): the connect
-  // that every HTTP or MySQL check starts with is the part that exists.
+  // Only a Config built by hand gets here (the loader rejects this type): the connect that
+  // every MySQL check starts with is the part that exists.
   return std::make_unique<TcpCheck>(loop_, server, cfg, std::move(on_transition));
 }
 
@@ -68,23 +80,101 @@ void Checker::stop(std::function<void()> done) {
   }
   stopping_ = true;
   stop_done_ = std::move(done);
+  closeMarkDownQueue();
   // Held by this function until every close has been asked for, so that checks closing at
   // once cannot end the stop early.
-  checks_open_ = checks_.size() + 1;
+  parts_open_ = checks_.size() + 2;
+  mark_down_async_.close([this] { onPartClosed(); });
   for (const auto& check : checks_) {
-    check->close([this] { onCheckClosed(); });
+    check->close([this] { onPartClosed(); });
   }
-  onCheckClosed();
+  onPartClosed();
 }
 
-void Checker::onCheckClosed() {
-  if (--checks_open_ > 0) {
+// Once this returns no other thread touches the async handle (see requestMarkDown), so it
+// may be closed.
+void Checker::closeMarkDownQueue() {
+  std::lock_guard<std::mutex> lock(mark_down_mutex_);
+  accepting_mark_downs_ = false;
+  mark_down_queue_.clear();
+}
+
+void Checker::onPartClosed() {
+  if (--parts_open_ > 0) {
     return;
   }
   auto done = std::move(stop_done_);
   if (done) {
     done();
   }
+}
+
+// The send happens under the mutex: stop() clears accepting_mark_downs_ under the same
+// mutex before closing the handle, so no send can reach a handle being closed or freed.
+void Checker::requestMarkDown(Server& server, std::string reason) {
+  std::lock_guard<std::mutex> lock(mark_down_mutex_);
+  if (!accepting_mark_downs_) {
+    return;
+  }
+  bool waiting = std::any_of(mark_down_queue_.begin(), mark_down_queue_.end(),
+                             [&server](const MarkDownRequest& r) { return r.server == &server; });
+  if (!waiting) {
+    mark_down_queue_.push_back(MarkDownRequest{&server, std::move(reason)});
+  }
+  uv_async_send(mark_down_async_.get());
+}
+
+void Checker::onMarkDownAsync(uv_async_t* async) {
+  static_cast<Checker*>(async->data)->applyMarkDowns();
+}
+
+// libuv merges several sends into one callback: everything queued so far is applied.
+void Checker::applyMarkDowns() {
+  std::vector<MarkDownRequest> requests;
+  {
+    std::lock_guard<std::mutex> lock(mark_down_mutex_);
+    requests.swap(mark_down_queue_);
+  }
+  for (MarkDownRequest& request : requests) {
+    markDown(*request.server, std::move(request.reason));
+  }
+}
+
+// The error streak starts over, so that the next report needs error_limit new failures.
+void Checker::markDown(Server& server, std::string reason) {
+  server.consecutive_errors.store(0);
+  Check* check = findCheck(server);
+  if (check == nullptr) {
+    warnUnchecked(server, reason);
+    return;
+  }
+  check->markDown(std::move(reason));
+}
+
+// Marking an unchecked server DOWN would take it out for good, a worse outage than the
+// errors reported; leaving it UP keeps the balancer's other protections (retries,
+// redispatch) in charge. Reports can come every error_limit requests, hence the limit.
+void Checker::warnUnchecked(Server& server, const std::string& reason) {
+  UncheckedWarning& warning = unchecked_warnings_[&server];
+  uint64_t now = uv_now(loop_);
+  if (warning.logged && now - warning.last_ms < kUncheckedWarningEvery.count()) {
+    ++warning.dropped;
+    return;
+  }
+  std::string dropped;
+  if (warning.dropped > 0) {
+    dropped = " (" + std::to_string(warning.dropped) + " more reports since the last warning)";
+  }
+  TLOG_WARN("server %s is kept UP, reason: %s, but it has no active check that could bring "
+            "it back%s",
+            server.fullName().c_str(), reason.c_str(), dropped.c_str());
+  warning = UncheckedWarning{true, now, 0};
+}
+
+Check* Checker::findCheck(const Server& server) const {
+  auto it = std::find_if(checks_.begin(), checks_.end(),
+                         [&server](const auto& check) { return &check->server() == &server; });
+  return it == checks_.end() ? nullptr : it->get();
 }
 
 // Counts are taken around the store of `up`, so that the log line shows what is left after
@@ -96,6 +186,8 @@ void Checker::onTransition(Check& check, RiseFall::Transition transition) {
   logTransition(server, transition, check.lastResult());
   if (transition == RiseFall::Transition::kWentDown) {
     onServerDown(server, usable_before);
+  } else {
+    server.consecutive_errors.store(0);  // a fresh start for the passive checks
   }
 }
 

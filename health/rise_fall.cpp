@@ -20,6 +20,16 @@ RiseFall::Transition RiseFall::onResult(bool ok) {
   return ok ? onSuccess() : onFailure();
 }
 
+RiseFall::Transition RiseFall::markDown() {
+  checked_ = true;
+  health_ = 0;
+  if (!up_) {
+    return Transition::kNone;
+  }
+  up_ = false;
+  return Transition::kWentDown;
+}
+
 RiseFall::Transition RiseFall::onFirstResult(bool ok) {
   checked_ = true;
   if (ok) {

@@ -36,6 +36,9 @@ class RiseFall {
   RiseFall(int rise, int fall, bool start_up = true);
 
   Transition onResult(bool ok);
+  // DOWN at once, at health 0, whatever the progress (HAProxy's on-error mark-down): like
+  // any DOWN server it then needs `rise` successes. kWentDown unless it was DOWN already.
+  Transition markDown();
 
   bool up() const { return up_; }
   bool checked() const { return checked_; }

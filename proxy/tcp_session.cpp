@@ -84,11 +84,7 @@ bool TcpSession::pickServer() {
     assign(s);
     return true;
   }
-  bool any_full = false;
-  for (const auto& srv : backend_.servers()) {
-    any_full = any_full || (srv->usable() && !srv->hasFreeSlot());
-  }
-  if (!any_full) {
+  if (!backend_.hasFullServer()) {
     backend_.counters.connect_errors.fetch_add(1, std::memory_order_relaxed);
     close();
   }

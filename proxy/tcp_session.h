@@ -22,12 +22,13 @@
 
 #include "core/model.h"
 #include "core/uv_handle.h"
+#include "proxy/session.h"
 
 namespace tandem {
 
 class Worker;
 
-class TcpSession {
+class TcpSession final : public Session {
  public:
   // Bytes queued for one side above which Tandem stops reading from the other side, and
   // the level under which it reads again. With 32 KiB reads a session holds at most about
@@ -36,21 +37,12 @@ class TcpSession {
   static constexpr size_t kLowWater = 64 * 1024;
 
   TcpSession(Worker& worker, Frontend& frontend, std::unique_ptr<UvHandle<uv_tcp_t>> client);
-  TcpSession(const TcpSession&) = delete;
-  TcpSession& operator=(const TcpSession&) = delete;
 
-  void start();
-  // Closes the session if its server's shutdown_epoch moved (server marked DOWN with
-  // on_marked_down = "shutdown-sessions").
-  void checkShutdown();
-  // A server slot may have freed: a queued session tries to pick again.
-  void retryQueued();
-  bool queued() const { return phase_ == Phase::kQueued; }
-  void close();
-
-  // Intrusive list links, owned by the worker's session list.
-  TcpSession* prev = nullptr;
-  TcpSession* next = nullptr;
+  void start() override;
+  void checkShutdown() override;
+  void retryQueued() override;
+  bool queued() const override { return phase_ == Phase::kQueued; }
+  void close() override;
 
  private:
   enum class Phase { kQueued, kConnecting, kStreaming, kClosing };
@@ -69,7 +61,7 @@ class TcpSession {
   struct WriteReq;
   struct ShutdownReq;
 
-  ~TcpSession();
+  ~TcpSession() override;
 
   bool pickServer();
   void assign(Server* server);

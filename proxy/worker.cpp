@@ -1,6 +1,7 @@
 #include "proxy/worker.h"
 
 #include "core/log.h"
+#include "proxy/http_session.h"
 #include "proxy/tcp_session.h"
 
 namespace tandem {
@@ -14,13 +15,24 @@ constexpr uint64_t kQueueTickMs = 10;
 
 }  // namespace
 
-Worker::Worker(Runtime& runtime, int index, std::vector<std::vector<int>> listen_fds)
-    : runtime_(runtime), index_(index), listen_fds_(std::move(listen_fds)) {
-  uv_loop_init(&loop_);
+Worker::Worker(Runtime& runtime, int index, std::vector<std::vector<int>> listen_fds,
+               AccessLog* access_log)
+    : runtime_(runtime),
+      index_(index),
+      listen_fds_(std::move(listen_fds)),
+      upstreams_(initLoop(&loop_)) {
+  if (access_log != nullptr && access_log->enabled()) {
+    access_log_ = access_log->makeBuffer();
+  }
   async_.init(uv_async_init, &loop_, &Worker::onAsync);
   async_.get()->data = this;
   queue_tick_.init(uv_timer_init, &loop_);
   queue_tick_.get()->data = this;
+}
+
+uv_loop_t* Worker::initLoop(uv_loop_t* loop) {
+  uv_loop_init(loop);
+  return loop;
 }
 
 Worker::~Worker() {
@@ -52,7 +64,12 @@ void Worker::openListeners() {
     for (int fd : listen_fds_[i]) {
       auto listener = std::make_unique<Listener>(
           &loop_, fe, fd, [this](Listener& l, std::unique_ptr<UvHandle<uv_tcp_t>> client) {
-            auto* session = new TcpSession(*this, l.frontend(), std::move(client));
+            Session* session;
+            if (l.frontend().cfg().mode == Mode::kHttp) {
+              session = new HttpSession(*this, l.frontend(), std::move(client));
+            } else {
+              session = new TcpSession(*this, l.frontend(), std::move(client));
+            }
             session->start();
           });
       int rc = listener->start();
@@ -74,7 +91,7 @@ Balancer& Worker::balancerFor(Backend& backend) {
   return *it->second;
 }
 
-void Worker::addSession(TcpSession* s) {
+void Worker::addSession(Session* s) {
   s->next = sessions_;
   if (sessions_ != nullptr) {
     sessions_->prev = s;
@@ -83,7 +100,7 @@ void Worker::addSession(TcpSession* s) {
   ++session_count_;
 }
 
-void Worker::removeSession(TcpSession* s, Frontend& frontend) {
+void Worker::removeSession(Session* s, Frontend& frontend) {
   if (s->prev != nullptr) {
     s->prev->next = s->next;
   } else {
@@ -130,8 +147,8 @@ void Worker::onAsync(uv_async_t* async) {
 
 void Worker::handleRequests() {
   if (shutdown_check_requested_.exchange(false)) {
-    for (TcpSession* s = sessions_; s != nullptr;) {
-      TcpSession* next = s->next;  // close() keeps s in the list until its handles close
+    for (Session* s = sessions_; s != nullptr;) {
+      Session* next = s->next;  // close() keeps s in the list until its handles close
       s->checkShutdown();
       s = next;
     }
@@ -141,11 +158,18 @@ void Worker::handleRequests() {
     for (auto& l : listeners_) {
       l->close();
     }
+    for (Session* s = sessions_; s != nullptr;) {
+      Session* next = s->next;
+      s->onStopping();
+      s = next;
+    }
     maybeFinish();
   }
   if (force_requested_.exchange(false)) {
-    for (TcpSession* s = sessions_; s != nullptr; s = s->next) {
+    for (Session* s = sessions_; s != nullptr;) {
+      Session* next = s->next;
       s->close();
+      s = next;
     }
   }
 }
@@ -158,11 +182,16 @@ void Worker::retryWaiting() {
   if (stopping_) {
     return;
   }
+  upstreams_.sweep(uv_now(&loop_));
+  // Access-log lines leave the worker in batches, every 100 ms (10 ticks).
+  if (access_log_ != nullptr && ++ticks_ % 10 == 0) {
+    access_log_->flush();
+  }
   for (auto& l : listeners_) {
     l->resume();
   }
-  for (TcpSession* s = sessions_; s != nullptr;) {
-    TcpSession* next = s->next;
+  for (Session* s = sessions_; s != nullptr;) {
+    Session* next = s->next;
     if (s->queued()) {
       s->retryQueued();
     }
@@ -182,6 +211,10 @@ void Worker::maybeFinish() {
     async_.close();
   }
   queue_tick_.close();
+  upstreams_.closeAll();
+  if (access_log_ != nullptr) {
+    access_log_->flush();
+  }
 }
 
 }  // namespace tandem

@@ -15,20 +15,25 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/access_log.h"
 #include "core/model.h"
 #include "core/uv_handle.h"
 #include "proxy/balancer.h"
 #include "proxy/buffer_pool.h"
+#include "proxy/http_message.h"
 #include "proxy/listener.h"
+#include "proxy/upstream_pool.h"
 
 namespace tandem {
 
-class TcpSession;
+class Session;
 
 class Worker {
  public:
   // `listen_fds[i]` are the bound sockets of runtime.frontends()[i], one per listen address.
-  Worker(Runtime& runtime, int index, std::vector<std::vector<int>> listen_fds);
+  // `access_log` may be null (no HTTP frontend, or tests); it must outlive the worker.
+  Worker(Runtime& runtime, int index, std::vector<std::vector<int>> listen_fds,
+         AccessLog* access_log = nullptr);
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
   ~Worker();
@@ -46,11 +51,16 @@ class Worker {
   uv_loop_t* loop() { return &loop_; }
   BufferPool& pool() { return pool_; }
   Balancer& balancerFor(Backend& backend);
-  void addSession(TcpSession* s);
-  void removeSession(TcpSession* s, Frontend& frontend);
+  void addSession(Session* s);
+  void removeSession(Session* s, Frontend& frontend);
+  UpstreamPool& upstreams() { return upstreams_; }
   int index() const { return index_; }
+  Runtime& runtime() { return runtime_; }
+  AccessLog::Buffer* accessLog() { return access_log_.get(); }
+  RequestIdGenerator& requestIds() { return request_ids_; }
 
  private:
+  static uv_loop_t* initLoop(uv_loop_t* loop);
   void run();
   void openListeners();
   static void onAsync(uv_async_t* async);
@@ -66,11 +76,15 @@ class Worker {
   uv_loop_t loop_{};
   std::thread thread_;
   BufferPool pool_;
+  UpstreamPool upstreams_;
+  std::unique_ptr<AccessLog::Buffer> access_log_;
+  RequestIdGenerator request_ids_;
+  uint64_t ticks_ = 0;
   UvHandle<uv_async_t> async_;
   UvHandle<uv_timer_t> queue_tick_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::unordered_map<const Backend*, std::unique_ptr<Balancer>> balancers_;
-  TcpSession* sessions_ = nullptr;  // intrusive list head
+  Session* sessions_ = nullptr;  // intrusive list head
   size_t session_count_ = 0;
   bool stopping_ = false;
 

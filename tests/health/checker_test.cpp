@@ -1,277 +1,24 @@
 // Checks over real loopback sockets, in-process: plain listening sockets play the servers,
-// and the test runs the Checker's loop itself. Nothing leaves 127.0.0.1.
-//
-// A check that must time out connects to a listener whose accept queue is full (backlog 0
-// and one connection waiting): the kernel drops the SYN, so the connect hangs, on loopback.
+// and the test runs the Checker's loop itself (tests/health/check_fixture.h). Nothing leaves
+// 127.0.0.1.
 #include "health/checker.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
-#include <functional>
-#include <iostream>
-#include <map>
-#include <memory>
-#include <mutex>
-#include <optional>
+#include <atomic>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
-#include "core/log.h"
-#include "core/uv_handle.h"
+#include "tests/health/check_fixture.h"
 
 namespace tandem {
 namespace {
 
-constexpr Millis kWaitLimit{5000};
+using namespace check_test;  // NOLINT(google-build-using-namespace): test helpers only
 
-// A listening socket on 127.0.0.1, driven with plain system calls.
-class LoopbackListener {
- public:
-  LoopbackListener() = default;
-  LoopbackListener(const LoopbackListener&) = delete;
-  LoopbackListener& operator=(const LoopbackListener&) = delete;
-  ~LoopbackListener() { close(); }
-
-  // Listens on `port` (0: a free one, kept for reopen()).
-  bool open(uint16_t port = 0, int backlog = SOMAXCONN) {
-    fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    int one = 1;
-    setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in addr = loopback(port);
-    if (bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        listen(fd_, backlog) != 0) {
-      return false;
-    }
-    socklen_t len = sizeof(addr);
-    getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    return true;
-  }
-  bool reopen() { return open(port_); }
-
-  void close() {
-    for (int fd : clients_) {
-      ::close(fd);
-    }
-    clients_.clear();
-    if (fd_ >= 0) {
-      ::close(fd_);
-      fd_ = -1;
-    }
-  }
-
-  uint16_t port() const { return port_; }
-
-  // Accepts and closes what waits, so that the accept queue never fills.
-  void drain() {
-    if (fd_ < 0) {
-      return;
-    }
-    int fd;
-    while ((fd = accept(fd_, nullptr, nullptr)) >= 0) {
-      ::close(fd);
-    }
-  }
-
-  // For a listener opened with backlog 0: one connection fills its accept queue, after which
-  // the kernel drops new SYNs and their connects hang. Waits a little for that connection
-  // (with syncookies off it may hang too, which serves as well).
-  void fillAcceptQueue() {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    sockaddr_in addr = loopback(port_);
-    connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-    pollfd pfd{fd, POLLOUT, 0};
-    poll(&pfd, 1, 500);
-    clients_.push_back(fd);
-  }
-
-  static sockaddr_in loopback(uint16_t port) {
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(port);
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    return addr;
-  }
-
- private:
-  int fd_ = -1;
-  uint16_t port_ = 0;
-  std::vector<int> clients_;
-};
-
-// A port on which nothing listens: bound once to learn a free one, then released.
-uint16_t unusedPort() {
-  LoopbackListener probe;
-  probe.open();
-  return probe.port();
-}
-
-CheckConfig fastCheck() {
-  CheckConfig check;
-  check.interval = Millis(50);
-  check.fastinter = Millis(50);
-  check.downinter = Millis(50);
-  check.timeout = Millis(1000);
-  check.rise = 2;
-  check.fall = 2;
-  return check;
-}
-
-ServerConfig serverAt(const std::string& name, uint16_t port, bool backup = false) {
-  ServerConfig server;
-  server.name = name;
-  server.address = HostPort{"127.0.0.1", port};
-  server.backup = backup;
-  return server;
-}
-
-BackendConfig backendOf(const std::string& name, std::vector<ServerConfig> servers,
-                        std::optional<CheckConfig> check = fastCheck()) {
-  BackendConfig backend;
-  backend.name = name;
-  backend.check = check;
-  backend.servers = std::move(servers);
-  return backend;
-}
-
-CheckInfo infoOf(const Server& server) {
-  std::lock_guard<std::mutex> lock(server.check_mutex);
-  return server.check_info;
-}
-
-int countOf(const std::string& text, const std::string& needle) {
-  int n = 0;
-  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
-    ++n;
-  }
-  return n;
-}
-
-class CheckerTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    setLogLevel(LogLevel::kInfo);
-    ASSERT_EQ(uv_loop_init(&loop_), 0);
-    tick_.init(uv_timer_init, &loop_);
-    tick_.get()->data = this;
-  }
-
-  // Stops the checker, then proves that no handle is left: uv_loop_close refuses a loop
-  // that still has one.
-  void TearDown() override {
-    if (checker_) {
-      bool stopped = false;
-      checker_->stop([&stopped] { stopped = true; });
-      EXPECT_TRUE(waitFor([&stopped] { return stopped; })) << "stop() never finished";
-      checker_.reset();
-    }
-    tick_.close();
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    EXPECT_EQ(uv_loop_close(&loop_), 0) << "a handle is still open";
-    std::string log = takeLog();
-    if (HasFailure()) {
-      std::cerr << "captured log:\n" << log;
-    }
-  }
-
-  void startChecker(std::vector<BackendConfig> backends) {
-    Config config;
-    config.path = "checker_test";
-    config.backends = std::move(backends);
-    runtime_ = std::make_unique<Runtime>(std::move(config));
-    createChecker();
-    checker_->start();
-  }
-  void createChecker() { checker_ = std::make_unique<Checker>(&loop_, *runtime_); }
-
-  Server& server(const std::string& backend, const std::string& name) {
-    return *runtime_->findBackend(backend)->findServer(name);
-  }
-  Server& db(const std::string& name) { return server("db", name); }
-
-  // Runs the loop until `done` holds or `limit` passes. Every millisecond the listeners
-  // accept what waits and each server's state is added to trace_ when it changed; checks
-  // run every 50 ms, so no intermediate state is missed.
-  bool waitFor(const std::function<bool()>& done, Millis limit = kWaitLimit) {
-    done_ = done;
-    deadline_ = uv_now(&loop_) + limit.count();
-    recordStates();
-    if (done_()) {
-      return true;
-    }
-    uv_timer_start(tick_.get(), &CheckerTest::onTick, 1, 1);
-    uv_run(&loop_, UV_RUN_DEFAULT);
-    uv_timer_stop(tick_.get());
-    return done_();
-  }
-  // Lets the checks run for a while (no assertion on how many).
-  void runFor(Millis duration) {
-    waitFor([] { return false; }, duration);
-  }
-
-  static void onTick(uv_timer_t* timer) {
-    auto* self = static_cast<CheckerTest*>(timer->data);
-    for (LoopbackListener* listener : self->listeners_) {
-      listener->drain();
-    }
-    self->recordStates();
-    if (self->done_() || uv_now(timer->loop) >= self->deadline_) {
-      uv_stop(timer->loop);
-    }
-  }
-
-  // "UP 3" or "DOWN 0": the server's state and its rise/fall health.
-  void recordStates() {
-    if (!runtime_) {
-      return;
-    }
-    for (const auto& backend : runtime_->backends()) {
-      for (const auto& s : backend->servers()) {
-        std::string state = (s->up.load() ? "UP " : "DOWN ") + std::to_string(infoOf(*s).health);
-        std::vector<std::string>& seen = trace_[s->fullName()];
-        if (seen.empty() || seen.back() != state) {
-          seen.push_back(state);
-        }
-      }
-    }
-  }
-  std::vector<std::string> takeTrace(const std::string& name) {
-    std::vector<std::string> out = std::move(trace_[name]);
-    trace_.erase(name);
-    return out;
-  }
-
-  // Only the tests that read the log capture stderr: elsewhere a sanitizer's report must
-  // reach the terminal.
-  void captureLog() {
-    testing::internal::CaptureStderr();
-    capturing_ = true;
-  }
-  std::string takeLog() {
-    if (!capturing_) {
-      return "";
-    }
-    capturing_ = false;
-    return testing::internal::GetCapturedStderr();
-  }
-
-  uv_loop_t loop_{};
-  UvHandle<uv_timer_t> tick_;
-  std::function<bool()> done_;
-  uint64_t deadline_ = 0;
-  bool capturing_ = false;
-  std::vector<LoopbackListener*> listeners_;  // drained on every tick
-  std::map<std::string, std::vector<std::string>> trace_;
-  std::unique_ptr<Runtime> runtime_;
-  std::unique_ptr<Checker> checker_;
-};
+class CheckerTest : public CheckLoopTest {};
 
 TEST_F(CheckerTest, ListeningServerIsUpAfterTheFirstCheckAndStaysUp) {
   captureLog();
@@ -501,11 +248,151 @@ TEST_F(CheckerTest, DestroyingTheCheckerWithAConnectPendingIsSafe) {
   EXPECT_TRUE(db("db1").up.load());
 }
 
-TEST_F(CheckerTest, StopWithoutChecksFinishesAtOnce) {
+// Even with nothing checked, the passive-check wake-up is a handle that closes on the loop.
+TEST_F(CheckerTest, StopWithoutChecksFinishes) {
   startChecker({backendOf("web", {serverAt("web1", unusedPort())}, std::nullopt)});
+  int done_calls = 0;
+  checker_->stop([&done_calls] { ++done_calls; });
+  ASSERT_TRUE(waitFor([&] { return done_calls > 0; }));
+  runFor(Millis(20));
+  EXPECT_EQ(done_calls, 1);
+  checker_.reset();
+}
+
+// Passive checks: a worker thread reports, the control loop marks the server DOWN at once
+// from full health, and the active check brings it back after `rise` successes. The report
+// comes just after the first check, 300 ms before the next one, so that no probe is in
+// flight to count from health 0 before the trace sees it.
+TEST_F(CheckerTest, MarkDownFromAnotherThreadThenActiveChecksBringItBack) {
+  captureLog();
+  LoopbackListener listener;
+  ASSERT_TRUE(listener.open());
+  listeners_.push_back(&listener);
+  CheckConfig check = fastCheck();
+  check.interval = Millis(300);
+  startChecker({backendOf("web", {serverAt("web1", listener.port())}, check)});
+  Server& web1 = server("web", "web1");
+  ASSERT_TRUE(waitFor([&] { return infoOf(web1).health == 3; }));
+  takeTrace("web/web1");
+  web1.consecutive_errors.store(3);
+
+  std::thread worker(
+      [&] { checker_->requestMarkDown(web1, "3 consecutive errors on traffic: 502"); });
+  worker.join();
+  ASSERT_TRUE(waitFor([&] { return !web1.up.load(); }));
+
+  CheckInfo down = infoOf(web1);
+  EXPECT_EQ(down.status, "HANA");
+  EXPECT_EQ(down.reason, "3 consecutive errors on traffic: 502");
+  EXPECT_EQ(down.duration_ms, 0);
+  EXPECT_EQ(down.health, 0);
+  EXPECT_EQ(down.down_transitions, 1U);
+  EXPECT_EQ(down.failed_checks, 1U);
+  EXPECT_EQ(web1.consecutive_errors.load(), 0);
+
+  web1.consecutive_errors.store(1);  // errors of sessions that were still open
+  ASSERT_TRUE(waitFor([&] { return web1.up.load(); }));
+  // No failure in between: straight from full health to DOWN 0, then rise = 2 successes.
+  EXPECT_EQ(takeTrace("web/web1"),
+            (std::vector<std::string>{"UP 3", "DOWN 0", "DOWN 1", "UP 3"}));
+  EXPECT_EQ(infoOf(web1).status, "L4OK");
+  EXPECT_EQ(web1.consecutive_errors.load(), 0);
+
+  std::string log = takeLog();
+  EXPECT_EQ(countOf(log, "server web/web1 is DOWN"), 1) << log;
+  EXPECT_EQ(countOf(log, "server web/web1 is UP"), 1) << log;
+  EXPECT_TRUE(std::regex_search(
+      log, std::regex(R"(\[warning\] server web/web1 is DOWN, reason: 3 consecutive errors on )"
+                      R"(traffic: 502, check duration: 0ms, 0 active and 0 backup servers left\n)")))
+      << log;
+}
+
+// Many workers reporting the same server at once make one transition and one line; the
+// backend's on_marked_down applies as for an active check.
+TEST_F(CheckerTest, ConcurrentReportsMarkDownOnceAndShutDownSessions) {
+  captureLog();
+  LoopbackListener listener;
+  ASSERT_TRUE(listener.open());
+  listeners_.push_back(&listener);
+  // After the first check nothing runs for a minute: no probe can bring web1 back during
+  // the test, nor be in flight when the reports arrive.
+  CheckConfig check = fastCheck();
+  check.interval = check.fastinter = check.downinter = Millis(60000);
+  BackendConfig backend = backendOf(
+      "web", {serverAt("web1", listener.port()), serverAt("web2", listener.port())}, check);
+  backend.on_marked_down = OnMarkedDown::kShutdownSessions;
+  Config config;
+  config.backends = {backend};
+  runtime_ = std::make_unique<Runtime>(std::move(config));
+  runtime_->setPassiveFailureHook(
+      [this](Server& s, const std::string& r) { checker_->requestMarkDown(s, r); });
+  createChecker();
+  checker_->start();
+  Server& web1 = server("web", "web1");
+  ASSERT_TRUE(waitFor([&] { return infoOf(web1).health == 3; }));
+
+  std::vector<std::thread> workers;
+  for (int i = 0; i < 4; ++i) {
+    workers.emplace_back([&, i] {
+      for (int j = 0; j < 50; ++j) {
+        runtime_->reportPassiveFailure(web1, "report " + std::to_string(i));
+      }
+    });
+  }
+  for (std::thread& worker : workers) {
+    worker.join();
+  }
+  ASSERT_TRUE(waitFor([&] { return !web1.up.load(); }));
+  runFor(Millis(100));
+
+  EXPECT_FALSE(web1.up.load());
+  EXPECT_TRUE(server("web", "web2").up.load());
+  EXPECT_EQ(infoOf(web1).down_transitions, 1U);
+  EXPECT_EQ(web1.shutdown_epoch.load(), 1U);
+  std::string log = takeLog();
+  EXPECT_EQ(countOf(log, "server web/web1 is DOWN, reason: report "), 1) << log;
+  EXPECT_EQ(countOf(log, "1 active and 0 backup servers left"), 1) << log;
+}
+
+// Without an active check nothing would bring the server back, so it stays UP; the warning
+// is rate-limited because reports can come every error_limit requests.
+TEST_F(CheckerTest, MarkDownOfAnUncheckedServerOnlyWarns) {
+  captureLog();
+  startChecker({backendOf("web", {serverAt("web1", unusedPort())}, std::nullopt)});
+  Server& web1 = server("web", "web1");
+  for (int i = 0; i < 3; ++i) {
+    web1.consecutive_errors.store(5);
+    checker_->requestMarkDown(web1, "5 consecutive errors on traffic: 503");
+    ASSERT_TRUE(waitFor([&] { return web1.consecutive_errors.load() == 0; }));
+  }
+
+  EXPECT_TRUE(web1.up.load());
+  EXPECT_EQ(infoOf(web1).status, "INI");
+  std::string log = takeLog();
+  EXPECT_EQ(countOf(log, "is DOWN"), 0) << log;
+  EXPECT_EQ(countOf(log, "[warning] server web/web1 is kept UP, reason: 5 consecutive errors on "
+                         "traffic: 503, but it has no active check that could bring it back\n"),
+            1)
+      << log;
+}
+
+TEST_F(CheckerTest, MarkDownBeforeStartOrAfterStopIsIgnored) {
+  Config config;
+  config.backends = {backendOf("web", {serverAt("web1", unusedPort())})};
+  runtime_ = std::make_unique<Runtime>(std::move(config));
+  createChecker();
+  Server& web1 = server("web", "web1");
+  web1.consecutive_errors.store(5);
+  checker_->requestMarkDown(web1, "before start");
+  runFor(Millis(20));
+  EXPECT_EQ(web1.consecutive_errors.load(), 5);
+
   bool stopped = false;
   checker_->stop([&stopped] { stopped = true; });
-  EXPECT_TRUE(stopped);
+  checker_->requestMarkDown(web1, "after stop");
+  ASSERT_TRUE(waitFor([&] { return stopped; }));
+  EXPECT_TRUE(web1.up.load());
+  EXPECT_EQ(web1.consecutive_errors.load(), 5);
   checker_.reset();
 }
 

@@ -125,6 +125,32 @@ TEST(RiseFallTest, ServerKnownDownAtStartNeedsRiseSuccesses) {
   EXPECT_EQ(rf.onResult(true), Transition::kWentUp);
 }
 
+// Passive checks: DOWN from any health, and back only after `rise` successes.
+TEST(RiseFallTest, MarkDownGoesDownAtOnceFromAnyHealth) {
+  for (const char* before : {"", "+", "+-", "+--"}) {
+    SCOPED_TRACE(std::string("after \"") + before + "\"");
+    RiseFall rf(2, 3);
+    feed(rf, before);
+    ASSERT_TRUE(rf.up());
+    EXPECT_EQ(rf.markDown(), Transition::kWentDown);
+    EXPECT_FALSE(rf.up());
+    EXPECT_TRUE(rf.checked());
+    EXPECT_EQ(rf.health(), 0);
+    EXPECT_EQ(feed(rf, "++"), (std::vector<Transition>{Transition::kNone, Transition::kWentUp}));
+    EXPECT_EQ(rf.health(), 4);
+  }
+}
+
+TEST(RiseFallTest, MarkDownOfADownServerRestartsItsRise) {
+  RiseFall rf(3, 2);
+  feed(rf, "-+");
+  ASSERT_EQ(rf.progress(), "DOWN 1/3");
+  EXPECT_EQ(rf.markDown(), Transition::kNone);
+  EXPECT_EQ(rf.progress(), "DOWN");
+  EXPECT_EQ(feed(rf, "+++"),
+            (std::vector<Transition>{Transition::kNone, Transition::kNone, Transition::kWentUp}));
+}
+
 TEST(RiseFallTest, RepeatedResultsStayWithinBounds) {
   RiseFall rf(2, 3);
   feed(rf, std::string(20, '+'));

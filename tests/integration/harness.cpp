@@ -146,6 +146,32 @@ void appendServer(std::ostringstream& out, const ServerSpec& s) {
       << "check = " << (s.check ? "true" : "false") << "\n";
 }
 
+void appendStringIfSet(std::ostringstream& out, const char* key, const std::string& value) {
+  if (!value.empty()) {
+    out << key << " = \"" << value << "\"\n";
+  }
+}
+
+void appendIntIfSet(std::ostringstream& out, const char* key, int value) {
+  if (value != 0) {
+    out << key << " = " << value << "\n";
+  }
+}
+
+void appendCheck(std::ostringstream& out, const CheckSpec& c) {
+  out << "\n[backend.check]\n"
+      << "type = \"" << c.type << "\"\n"
+      << "interval = \"" << c.interval << "\"\n"
+      << "rise = " << c.rise << "\n"
+      << "fall = " << c.fall << "\n";
+  appendStringIfSet(out, "method", c.method);
+  appendStringIfSet(out, "path", c.path);
+  appendStringIfSet(out, "host", c.host);
+  if (!c.expect.empty()) {
+    out << "expect = " << c.expect << "\n";
+  }
+}
+
 void appendBackend(std::ostringstream& out, const BackendSpec& b) {
   out << "\n[[backend]]\n"
       << "name = \"" << b.name << "\"\n"
@@ -156,12 +182,10 @@ void appendBackend(std::ostringstream& out, const BackendSpec& b) {
   if (!b.on_marked_down.empty()) {
     out << "on_marked_down = \"" << b.on_marked_down << "\"\n";
   }
+  appendStringIfSet(out, "cookie", b.cookie);
+  appendIntIfSet(out, "error_limit", b.error_limit);
   if (b.check) {
-    out << "\n[backend.check]\n"
-        << "type = \"" << b.check->type << "\"\n"
-        << "interval = \"" << b.check->interval << "\"\n"
-        << "rise = " << b.check->rise << "\n"
-        << "fall = " << b.check->fall << "\n";
+    appendCheck(out, *b.check);
   }
   for (const ServerSpec& s : b.servers) {
     appendServer(out, s);
@@ -263,12 +287,18 @@ std::string ConfigSpec::toml() const {
   out << "[global]\n"
       << "threads = " << threads << "\n"
       << "log_level = \"" << log_level << "\"\n"
-      << "hard_stop_after = \"" << hard_stop_after << "\"\n"
-      << "\n[defaults]\n"
+      << "hard_stop_after = \"" << hard_stop_after << "\"\n";
+  appendStringIfSet(out, "access_log", access_log);
+  appendStringIfSet(out, "log_format", log_format);
+  out << "\n[defaults]\n"
       << "timeout_connect = \"" << timeout_connect << "\"\n"
       << "timeout_client = \"" << timeout_client << "\"\n"
       << "timeout_server = \"" << timeout_server << "\"\n"
       << "retries = " << retries << "\n";
+  appendStringIfSet(out, "timeout_http_request", timeout_http_request);
+  appendStringIfSet(out, "timeout_http_keep_alive", timeout_http_keep_alive);
+  appendIntIfSet(out, "max_header_size", max_header_size);
+  appendIntIfSet(out, "max_headers", max_headers);
   for (const FrontendSpec& f : frontends) {
     appendFrontend(out, f);
   }

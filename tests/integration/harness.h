@@ -80,6 +80,12 @@ struct CheckSpec {
   std::string interval = "100ms";
   int rise = 2;
   int fall = 2;
+  // type = "http": each is written only when set. `expect` is a TOML value written as is,
+  // e.g. "200", "[200, 204]" or "\"2xx\"".
+  std::string method;
+  std::string path;
+  std::string host;
+  std::string expect;
 };
 
 struct ServerSpec {
@@ -96,6 +102,8 @@ struct BackendSpec {
   std::string mode;  // empty: not written, the loader's default applies
   std::string balance = "roundrobin";
   std::string on_marked_down;  // empty: not written
+  std::string cookie;          // HTTP persistence cookie name; empty: not written
+  int error_limit = 0;         // passive checks; 0: not written
   std::optional<CheckSpec> check;
   std::vector<ServerSpec> servers;
 };
@@ -116,6 +124,14 @@ struct ConfigSpec {
   std::string timeout_client = "30s";
   std::string timeout_server = "30s";
   int retries = 3;
+  // HTTP settings, each written only when set (empty or 0), so that the loader's defaults
+  // apply otherwise.
+  std::string access_log;  // [global]: "stdout", "off" or a file path
+  std::string log_format;  // [global]: "haproxy" or "json"
+  std::string timeout_http_request;
+  std::string timeout_http_keep_alive;
+  int max_header_size = 0;
+  int max_headers = 0;
   std::vector<FrontendSpec> frontends;
   std::vector<BackendSpec> backends;
   // Appended verbatim, for tables this model does not know yet (e.g. [admin]).
