@@ -484,6 +484,61 @@ TEST(LeastConnBalancer, OpenConnectionsEvenOut) {
   EXPECT_EQ(server(backend, 3).counters.cur_conns.load(), 200);
 }
 
+// --- uri and hdr ----------------------------------------------------------------------------
+
+PickContext keyContext(std::string_view key) {
+  PickContext ctx;
+  ctx.request_hash = hashKey(key);
+  ctx.has_request_hash = true;
+  return ctx;
+}
+
+TEST(RequestHashBalancer, SamePathSameServerOnEveryWorker) {
+  for (Balance b : {Balance::kUri, Balance::kHdr}) {
+    Backend backend(config(b, {1, 1, 1}));
+    auto balancer = makeBalancer(backend, kSeed);
+    auto other_worker = makeBalancer(backend, kSeed + 1);
+    for (int i = 0; i < 300; ++i) {
+      PickContext ctx = keyContext("/item/" + std::to_string(i));
+      Server* s = balancer->pick(ctx);
+      ASSERT_NE(s, nullptr);
+      ASSERT_EQ(balancer->pick(ctx), s) << "key " << i;
+      ASSERT_EQ(other_worker->pick(ctx), s) << "key " << i << " on another worker";
+    }
+  }
+}
+
+TEST(RequestHashBalancer, DistinctKeysSpreadByWeight) {
+  std::vector<int> weights = {1, 3};
+  Backend backend(config(Balance::kUri, weights));
+  auto balancer = makeBalancer(backend, kSeed);
+  std::vector<int64_t> counts(3, 0);
+  for (int i = 0; i < 100000; ++i) {
+    ++counts[balancer->pick(keyContext("/p" + std::to_string(i)))->id()];
+  }
+  expectShares(counts, weights, Balance::kSource);  // a draw, judged as `source` is
+}
+
+TEST(RequestHashBalancer, WithoutKeyFallsBackToRoundRobin) {
+  Backend backend(config(Balance::kHdr, {1, 1}));
+  auto balancer = makeBalancer(backend, kSeed);
+  // sequence() passes no request hash, as for a request without the header.
+  EXPECT_EQ(sequence(*balancer, 4), "abab");
+}
+
+TEST(RequestHashBalancer, KeyOfADownServerMovesAndComesBack) {
+  Backend backend(config(Balance::kUri, {1, 1, 1}));
+  auto balancer = makeBalancer(backend, kSeed);
+  PickContext ctx = keyContext("/cart");
+  Server* first = balancer->pick(ctx);
+  first->up.store(false);
+  Server* moved = balancer->pick(ctx);
+  ASSERT_NE(moved, nullptr);
+  EXPECT_NE(moved, first);
+  first->up.store(true);
+  EXPECT_EQ(balancer->pick(ctx), first);
+}
+
 // --- source ---------------------------------------------------------------------------------
 
 TEST(SourceBalancer, SameClientSameServer) {
