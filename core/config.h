@@ -32,6 +32,13 @@ enum class Balance {
   kHdr,  // HTTP only: hash of one request header, named in BackendConfig::balance_header
 };
 enum class LogFormat { kHaproxy, kJson };
+// MySQL backends: "writer" sends every connection to one elected master, "reader" balances
+// over the replicas that are caught up. kNone: an ordinary backend.
+enum class Role { kNone, kWriter, kReader };
+enum class Failback { kManual, kAuto };
+// What a type = "mysql" check verifies: the greeting only, a login, or a login plus the
+// replication state (read_only, replica threads, lag, errors, GTID positions).
+enum class MysqlCheckMode { kHandshake, kLogin, kReplication };
 enum class CheckType { kTcp, kHttp, kMysql };
 enum class OnMarkedDown { kNothing, kShutdownSessions };
 
@@ -48,6 +55,9 @@ struct GlobalConfig {
   // Where HTTP access-log lines go: "stdout", "off", or a file path (appended to).
   std::string access_log = "stdout";
   LogFormat log_format = LogFormat::kHaproxy;  // HAProxy's httplog layout, or one JSON object
+  // Where the elected database writers are remembered across restarts (HAProxy's
+  // server-state-file); empty: not remembered.
+  std::string state_file;
 };
 
 struct DefaultsConfig {
@@ -82,6 +92,10 @@ struct CheckConfig {
   std::string path = "/";
   std::string host;  // Host header; empty: the server's address
   std::vector<StatusRange> expect = {StatusRange{200, 399}};
+  // type = "mysql": the default mode is kReplication when a user is given, else kHandshake.
+  MysqlCheckMode mysql_mode = MysqlCheckMode::kHandshake;
+  std::string user;
+  std::string password;  // from `password`, or read from `password_file` at load time
   int line = 0;
 };
 
@@ -114,6 +128,14 @@ struct BackendConfig {
   // traffic mark the server DOWN at once (HAProxy's observe layer7 + on-error mark-down);
   // 0 disables.
   int error_limit = 0;
+  // MySQL roles (see Role). A writer elects one server; a reader skips replicas lagging by
+  // more than max_lag and falls back to the writer of the writer backend with the same
+  // servers (matched by address) when none is left.
+  Role role = Role::kNone;
+  Failback failback = Failback::kManual;
+  Millis failback_after = Millis(60000);  // auto failback: old writer UP and caught up this long
+  Millis max_lag = Millis(10000);
+  bool allow_broken_replica_failover = false;
   std::vector<ServerConfig> servers;
   int line = 0;
 };

@@ -75,6 +75,22 @@ struct CheckInfo {
   int64_t downtime_ms = 0;        // total time spent DOWN before the current period
 };
 
+// What the last replication-aware MySQL check saw on a server (SHOW REPLICA/SLAVE STATUS,
+// @@read_only, GTID positions). Guarded by Server::check_mutex like CheckInfo.
+struct ReplicationInfo {
+  bool known = false;         // a replication check has completed at least once
+  bool is_replica = false;    // replication is configured on this server
+  bool read_only = false;
+  bool io_running = false;    // Slave_IO_Running / Replica_IO_Running = Yes
+  bool sql_running = false;   // Slave_SQL_Running / Replica_SQL_Running = Yes
+  int64_t lag_seconds = -1;   // Seconds_Behind_Master (or _Source); -1: NULL or unknown
+  std::string last_io_error;  // "Error 2003 ..." as the server reports it; empty: none
+  std::string last_sql_error;
+  std::string gtid_executed;  // @@gtid_current_pos (MariaDB) or @@gtid_executed (MySQL)
+  std::string gtid_received;  // @@gtid_slave_pos (MariaDB) or Retrieved_Gtid_Set (MySQL)
+  bool applied_all_received = false;  // positions compared equal (or both empty)
+};
+
 class Server {
  public:
   Server(const ServerConfig& cfg, Backend* backend, int id);
@@ -101,7 +117,12 @@ class Server {
   Counters counters;
 
   mutable std::mutex check_mutex;
-  CheckInfo check_info;  // guarded by check_mutex
+  CheckInfo check_info;     // guarded by check_mutex
+  ReplicationInfo replication;  // guarded by check_mutex
+
+  // Replication facts the workers read without the mutex (reader balancing).
+  std::atomic<int64_t> lag_ms{-1};                // -1: unknown
+  std::atomic<bool> replication_broken{false};    // a replica thread stopped with an error
 
   // Takes new traffic: up, ready and with a weight above 0 (maxconn is checked apart).
   bool usable() const {
@@ -139,6 +160,10 @@ class Backend {
   bool hasFullServer() const;
 
   Counters counters;
+
+  // role = "writer": the one server that takes new connections; null while none is
+  // elected. Written by the control thread, read by workers on every connection.
+  std::atomic<Server*> writer{nullptr};
 
  private:
   BackendConfig cfg_;

@@ -135,6 +135,25 @@ TEST_F(HttpErrorsTest, RefusedConnectsGet503AfterRetries) {
   expectErrorPage(*r, 503);
 }
 
+// The server answers one request per connection and then closes without saying so, so
+// every pooled connection tandem keeps is already dead when it is reused. Whether tandem
+// notices while the connection idles or only when the request bounces, the client must
+// get its answer.
+TEST_F(HttpErrorsTest, StalePooledConnectionIsReplacedTransparently) {
+  constexpr int kRequests = 10;
+  TestServer server(rawReplyHandler(textResponse(200, "fresh")));
+  ConfigSpec spec = httpSpec({{"s1", server.port()}});
+  ASSERT_NO_FATAL_FAILURE(startTandem(spec));
+
+  Socket sock = connectTo(spec.frontendPort());
+  for (int i = 0; i < kRequests; ++i) {
+    std::optional<HttpResponse> r = roundTrip(sock, getRequest("/stale" + std::to_string(i)));
+    ASSERT_TRUE(r) << "request " << i;
+    EXPECT_EQ(r->status, 200) << "request " << i << "\n" << r->head;
+    EXPECT_EQ(r->body, "fresh");
+  }
+}
+
 // A GET that found a dead server is sent again to the live one; the client never knows.
 TEST_F(HttpErrorsTest, FailedConnectIsRetriedOnAnotherServer) {
   TestServer alive(httpHandler(targetResponder()));
