@@ -13,7 +13,7 @@
 namespace tandem {
 namespace {
 
-// Chrome 120 loading a page of a PHP application with a session: 14 headers, 727 bytes.
+// Chrome 120 loading a page of a PHP application with a session: 14 headers, 826 bytes.
 const std::string kBrowserRequest =
     "GET /shop/products.php?category=42&page=3 HTTP/1.1\r\n"
     "Host: www.example-shop.com\r\n"

@@ -8,9 +8,13 @@
 namespace tandem {
 namespace {
 
+char asciiLower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
 bool equalsIgnoreCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return (x | 0x20) == (y | 0x20);
+           return asciiLower(x) == asciiLower(y);
          });
 }
 
@@ -99,11 +103,11 @@ size_t headSizeHint(const HttpHead& h) {
   return n;
 }
 
-// The last X-Forwarded-For header, the one the client address is appended to (several are
-// one list, in order).
-const HttpHeader* lastForwardedFor(const HttpHead& h) {
-  auto it = std::find_if(h.headers.rbegin(), h.headers.rend(), [](const HttpHeader& header) {
-    return equalsIgnoreCase(header.name, "x-forwarded-for");
+// The last X-Forwarded-For header forwarded, the one the client address is appended to
+// (several are one list, in order). One that Connection names is not forwarded.
+const HttpHeader* lastForwardedFor(const HttpHead& h, const HopByHop& hop) {
+  auto it = std::find_if(h.headers.rbegin(), h.headers.rend(), [&hop](const HttpHeader& header) {
+    return equalsIgnoreCase(header.name, "x-forwarded-for") && !hop.contains(header.name);
   });
   return it == h.headers.rend() ? nullptr : &*it;
 }
@@ -137,7 +141,7 @@ std::string serializeRequestHead(const HttpHead& h, const RequestRewrite& rw) {
   out.append("\r\n");
 
   HopByHop hop(h, rw.keep_upgrade);
-  const HttpHeader* xff = rw.client_ip.empty() ? nullptr : lastForwardedFor(h);
+  const HttpHeader* xff = rw.client_ip.empty() ? nullptr : lastForwardedFor(h, hop);
   for (const HttpHeader& header : h.headers) {
     if (hop.contains(header.name) || equalsIgnoreCase(header.name, "x-forwarded-proto") ||
         (!rw.request_id.empty() && equalsIgnoreCase(header.name, "x-request-id"))) {

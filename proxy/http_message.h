@@ -1,8 +1,9 @@
 // What the HTTP session writes in place of the heads it parsed, its error pages, and small
 // lookups in a parsed head. Pure functions over HttpHead (see http_parser.h), no I/O.
 //
-//   RequestRewrite rw{client_ip, findHeader(head, "X-Request-Id") ? "" : ids.next()};
-//   std::string head_out = serializeRequestHead(parser.head(), rw);  // then the body, raw
+//   std::string id = findHeader(head, "X-Request-Id") ? "" : ids.next();
+//   RequestRewrite rw{client_ip, id};  // views: id must outlive rw
+//   std::string head_out = serializeRequestHead(head, rw);  // then the body, raw
 //
 // Bodies are forwarded unchanged, so the framing headers (Content-Length, Transfer-Encoding)
 // are always written as received: a rewrite never changes where a message ends.

@@ -58,9 +58,13 @@ bool isOws(char c) {
   return c == ' ' || c == '\t';
 }
 
+char asciiLower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
 bool equalsIgnoreCase(std::string_view a, std::string_view b) {
   return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return (x | 0x20) == (y | 0x20);
+           return asciiLower(x) == asciiLower(y);
          });
 }
 
@@ -92,7 +96,7 @@ const char* HttpParser::LineEndCheck::scan(const char* p, size_t n) {
   if (prev_ == '\n' && isOws(p[0])) {
     return kObsFold;
   }
-  // memchr keeps this at a fraction of llhttp's own cost: heads are mostly not line ends.
+  // Every head byte passes here; memchr skips the long runs between line ends quickly.
   const char* end = p + n;
   for (auto* lf = static_cast<const char*>(std::memchr(p, '\n', n)); lf != nullptr;
        lf = static_cast<const char*>(std::memchr(lf + 1, '\n', end - lf - 1))) {
@@ -213,7 +217,7 @@ HttpParser::Result HttpParser::afterExecute(llhttp_errno_t err, const char* at, 
   if (phase_ == Phase::kHead) {
     head_bytes_ += used;
     if (head_bytes_ > limits_.max_head_bytes) {
-      return fail(limitErrorStatus(), "request line and headers exceed the size limit", used);
+      return fail(limitErrorStatus(), "head larger than the size limit", used);
     }
   }
   if (err == HPE_OK) {

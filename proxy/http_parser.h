@@ -8,7 +8,8 @@
 //   switch (r.event) {
 //     case Event::kHead:        // parser.head() is complete; buf[0..r.consumed) is the head:
 //                               // send serializeRequestHead(parser.head(), ...) instead
-//     case Event::kNeedMore:    // buf[0..len) consumed (body bytes: forward them raw)
+//     case Event::kNeedMore:    // buf[0..len) consumed: before kHead, part of the head
+//                               // (kept in head(), drop them); after, body: forward raw
 //     case Event::kMessageEnd:  // buf[0..r.consumed) ends the message (forward it raw)
 //     case Event::kError:       // answer errorResponse(parser.errorStatus()) and close
 //   }
@@ -93,11 +94,12 @@ class HttpParser {
   //   kHead        the head ended at data[consumed - 1]; head() is complete.
   //   kMessageEnd  the message ended at data[consumed - 1]. The next feed starts the next
   //                message (pipelining) unless this one closes the connection (keep_alive
-  //                false, or a 101): then any further feed is an error, and the caller should
-  //                stop reading instead.
-  //   kError       errorStatus() and errorReason() say what; every later feed is kError too.
+  //                false, or a 101): then a further feed of any byte is an error, and the
+  //                caller should stop reading instead.
+  //   kError       errorStatus() and errorReason() say what (consumed: about where); every
+  //                later feed is kError too.
   //   kNeedMore    all of data consumed (len may be 0) and the message is not finished.
-  // Body bytes are consumed without being reported.
+  // Body bytes are consumed without being reported; head bytes are copied into head().
   Result feed(const char* data, size_t len);
 
   // At end of input (the peer closed). kMessageEnd: a response framed by connection close
@@ -107,7 +109,7 @@ class HttpParser {
 
   // Responses only: the request was HEAD, so the next final response has no body whatever its
   // headers say. Call before that response's head is fed; it holds across 1xx responses.
-  // (1xx, 204 and 304 responses never have a body; llhttp knows.)
+  // (1xx, 204 and 304 responses never have a body, whatever their headers say.)
   void expectNoBody();
 
   // The head of the message being parsed: complete from kHead until the feed that starts the

@@ -98,6 +98,17 @@ TEST(HttpMessageTest, ConnectionCannotRemoveFramingOrHost) {
             "X-Forwarded-Proto: http\r\n\r\n");
 }
 
+TEST(HttpMessageTest, ForwardedForNamedByConnectionIsReplacedNotLost) {
+  HttpHead h = request(
+      "GET / HTTP/1.1\r\nHost: a\r\nConnection: X-Forwarded-For\r\n"
+      "X-Forwarded-For: 198.51.100.9\r\n\r\n");
+  RequestRewrite rw;
+  rw.client_ip = "10.0.0.1";
+  EXPECT_EQ(serializeRequestHead(h, rw),
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.0.0.1\r\n"
+            "X-Forwarded-Proto: http\r\n\r\n");
+}
+
 TEST(HttpMessageTest, ChunkedRequestKeepsItsFraming) {
   HttpHead h = request("POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n");
   RequestRewrite rw;
@@ -239,6 +250,8 @@ TEST(HttpMessageTest, FindHeaderIgnoresCase) {
   EXPECT_EQ(findHeader(h, "x-TENANT"), "one");
   EXPECT_EQ(findHeader(h, "HOST"), "a");
   EXPECT_FALSE(findHeader(h, "X-Tenan").has_value());
+  EXPECT_FALSE(findHeader(request("GET / HTTP/1.1\r\nX-A^: 1\r\n\r\n"), "x-a~").has_value())
+      << "only letters fold";
   EXPECT_FALSE(findHeader(h, "Accept").has_value());
 }
 
