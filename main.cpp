@@ -19,6 +19,7 @@
 #include "core/uv_handle.h"
 #include "core/version.h"
 #include "health/checker.h"
+#include "health/writer_election.h"
 #include "proxy/listener.h"
 #include "proxy/worker.h"
 
@@ -122,7 +123,7 @@ bool bindAll(const Runtime& rt, int workers, std::vector<std::vector<std::vector
 class Control {
  public:
   Control(Runtime& rt, std::vector<std::unique_ptr<Worker>>& workers)
-      : rt_(rt), workers_(workers), checker_(&loop_.loop, rt) {
+      : rt_(rt), workers_(workers), checker_(&loop_.loop, rt), election_(&loop_.loop, rt) {
     rt.setPassiveFailureHook(
         [this](Server& s, const std::string& reason) { checker_.requestMarkDown(s, reason); });
   }
@@ -135,6 +136,7 @@ class Control {
     uv_signal_start(sigterm_.get(), &Control::onSignal, SIGTERM);
     uv_signal_start(sigint_.get(), &Control::onSignal, SIGINT);
     checker_.start();
+    election_.start();
     uv_run(&loop_.loop, UV_RUN_DEFAULT);
     return 0;
   }
@@ -196,6 +198,7 @@ class Control {
     hard_stop_.close();
     sigterm_.close();
     sigint_.close();
+    election_.stop();
     checker_.stop([] { TLOG_NOTICE("all sessions closed, exiting"); });
   }
 
@@ -208,6 +211,7 @@ class Control {
     ~Loop() { uv_loop_close(&loop); }
   } loop_;
   Checker checker_;
+  WriterElection election_;
   UvHandle<uv_signal_t> sigterm_;
   UvHandle<uv_signal_t> sigint_;
   UvHandle<uv_timer_t> hard_stop_;

@@ -87,6 +87,7 @@ Runtime::Runtime(Config config) : config_(std::move(config)) {
   for (const BackendConfig& b : config_.backends) {
     backends_.push_back(std::make_unique<Backend>(b));
   }
+  linkReadersToWriters();
   for (const FrontendConfig& f : config_.frontends) {
     frontends_.push_back(std::make_unique<Frontend>(f, findBackend(f.backend)));
   }
@@ -103,6 +104,42 @@ Runtime::Runtime(Config config) : config_(std::move(config)) {
       }
     }
   }
+}
+
+// A reader backend falls back to the writer backend that lists a server at one of its
+// addresses: the same database seen through the other role.
+void Runtime::linkReadersToWriters() {
+  for (const auto& reader : backends_) {
+    if (reader->cfg().role != Role::kReader) {
+      continue;
+    }
+    for (const auto& writer : backends_) {
+      if (writer->cfg().role == Role::kWriter && findSameAddress(*writer, *reader) != nullptr) {
+        reader->writer_source = writer.get();
+        break;
+      }
+    }
+  }
+}
+
+Server* findSameAddress(const Backend& in, const Backend& like) {
+  for (const auto& a : in.servers()) {
+    for (const auto& b : like.servers()) {
+      if (a->cfg().address.str() == b->cfg().address.str()) {
+        return a.get();
+      }
+    }
+  }
+  return nullptr;
+}
+
+Server* serverAtSameAddress(const Backend& in, const Server& like) {
+  for (const auto& s : in.servers()) {
+    if (s->cfg().address.str() == like.cfg().address.str()) {
+      return s.get();
+    }
+  }
+  return nullptr;
 }
 
 Backend* Runtime::findBackend(const std::string& name) const {

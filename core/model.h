@@ -123,6 +123,9 @@ class Server {
   // Replication facts the workers read without the mutex (reader balancing).
   std::atomic<int64_t> lag_ms{-1};                // -1: unknown
   std::atomic<bool> replication_broken{false};    // a replica thread stopped with an error
+  // role = "reader": replicating and within max_lag, so it may take reads. Written by the
+  // control thread (WriterElection), read by the balancer.
+  std::atomic<bool> reads_ok{true};
 
   // Takes new traffic: up, ready and with a weight above 0 (maxconn is checked apart).
   bool usable() const {
@@ -164,6 +167,9 @@ class Backend {
   // role = "writer": the one server that takes new connections; null while none is
   // elected. Written by the control thread, read by workers on every connection.
   std::atomic<Server*> writer{nullptr};
+  // role = "reader": the writer backend over the same servers (matched by address), whose
+  // writer takes the reads when no replica is fit to. Set once by Runtime.
+  Backend* writer_source = nullptr;
 
  private:
   BackendConfig cfg_;
@@ -184,6 +190,10 @@ class Frontend {
   FrontendConfig cfg_;
   Backend* backend_;
 };
+
+// Helpers for MySQL roles, where one database appears in a writer and a reader backend.
+Server* findSameAddress(const Backend& in, const Backend& like);   // any server of `in` also in `like`
+Server* serverAtSameAddress(const Backend& in, const Server& like);  // `like`'s twin in `in`
 
 // Everything built from one Config. Lives as long as the process; workers and checks hold
 // plain pointers into it.
@@ -212,6 +222,8 @@ class Runtime {
   }
 
  private:
+  void linkReadersToWriters();
+
   Config config_;
   std::vector<std::unique_ptr<Backend>> backends_;
   std::vector<std::unique_ptr<Frontend>> frontends_;

@@ -49,6 +49,9 @@ int eligibleWeight(const Server& s, const PickContext& ctx) {
   if (!s.usable() || !s.hasFreeSlot() || wasTried(s, ctx)) {
     return 0;
   }
+  if (s.backend().cfg().role == Role::kReader && !s.reads_ok.load(std::memory_order_relaxed)) {
+    return 0;  // a replica lagging past max_lag or with broken replication takes no reads
+  }
   return std::max(s.weight.load(std::memory_order_relaxed), 0);
 }
 
@@ -355,6 +358,25 @@ class GroupedBalancer final : public Balancer {
   std::unique_ptr<Group> backup_;
 };
 
+// role = "writer": the elected writer and nobody else, whatever the retries: sending writes to
+// two masters at once is what the role exists to prevent. Backups play no part either.
+class WriterBalancer final : public Balancer {
+ public:
+  explicit WriterBalancer(Backend& backend) : backend_(backend) {}
+
+  Server* pick(const PickContext& ctx) override {
+    Server* w = backend_.writer.load(std::memory_order_acquire);
+    if (w == nullptr || eligibleWeight(*w, ctx) == 0) {
+      return nullptr;
+    }
+    w->picks.fetch_add(1, std::memory_order_relaxed);
+    return w;
+  }
+
+ private:
+  Backend& backend_;
+};
+
 uint64_t randomSeed() {
   std::random_device device;
   return (static_cast<uint64_t>(device()) << 32) ^ device();
@@ -363,6 +385,9 @@ uint64_t randomSeed() {
 }  // namespace
 
 std::unique_ptr<Balancer> makeBalancer(Backend& backend, uint64_t seed) {
+  if (backend.cfg().role == Role::kWriter) {
+    return std::make_unique<WriterBalancer>(backend);
+  }
   if (seed == 0) {
     seed = randomSeed();
   }

@@ -80,6 +80,9 @@ bool TcpSession::pickServer() {
     tried_.clear();
     s = worker_.balancerFor(backend_).pick(ctx);
   }
+  if (s == nullptr) {
+    s = readerFallback();
+  }
   if (s != nullptr) {
     assign(s);
     return true;
@@ -89,6 +92,21 @@ bool TcpSession::pickServer() {
     close();
   }
   return false;
+}
+
+// role = "reader" with no replica fit to take reads: the writer's twin in this backend takes
+// them, so that reads are never refused while the database can answer.
+Server* TcpSession::readerFallback() {
+  if (backend_.cfg().role != Role::kReader || backend_.writer_source == nullptr) {
+    return nullptr;
+  }
+  Server* writer = backend_.writer_source->writer.load(std::memory_order_acquire);
+  Server* twin = writer == nullptr ? nullptr : serverAtSameAddress(backend_, *writer);
+  if (twin == nullptr || !twin->usable() || !twin->hasFreeSlot()) {
+    return nullptr;
+  }
+  twin->picks.fetch_add(1, std::memory_order_relaxed);
+  return twin;
 }
 
 void TcpSession::assign(Server* server) {

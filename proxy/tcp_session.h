@@ -64,6 +64,7 @@ class TcpSession final : public Session {
   ~TcpSession() override;
 
   bool pickServer();
+  Server* readerFallback();
   void assign(Server* server);
   void release();
   void connectServer();
