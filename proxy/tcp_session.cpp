@@ -175,6 +175,9 @@ void TcpSession::onConnected(int status) {
   }
   uv_timer_stop(timer_.get());
   uv_tcp_nodelay(conn_->tcp.get(), 1);
+  if (server_choice_->consecutive_errors.load(std::memory_order_relaxed) != 0) {
+    server_choice_->consecutive_errors.store(0, std::memory_order_relaxed);
+  }
   startStreaming();
 }
 
@@ -183,6 +186,7 @@ void TcpSession::onConnected(int status) {
 void TcpSession::onConnectFailed(const char* why) {
   Server* failed = server_choice_;
   failed->counters.connect_errors.fetch_add(1, std::memory_order_relaxed);
+  notePassiveFailure(*failed, why);
   backend_.counters.connect_errors.fetch_add(1, std::memory_order_relaxed);
   TLOG_DEBUG("connect to %s failed: %s", failed->fullName().c_str(), why);
   ServerConn* old = conn_;
@@ -213,6 +217,15 @@ void TcpSession::onConnectFailed(const char* why) {
     backend_.counters.redispatches.fetch_add(1, std::memory_order_relaxed);
   }
   connectServer();
+}
+
+// Passive checks: error_limit consecutive failed connects mark the server DOWN at once.
+void TcpSession::notePassiveFailure(Server& server, const char* why) {
+  int limit = backend_.cfg().error_limit;
+  if (limit > 0 && server.consecutive_errors.fetch_add(1) + 1 == limit) {
+    worker_.runtime().reportPassiveFailure(
+        server, std::to_string(limit) + " consecutive connection failures, last: " + why);
+  }
 }
 
 void TcpSession::startStreaming() {

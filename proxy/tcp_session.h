@@ -71,6 +71,7 @@ class TcpSession final : public Session {
   static void onConnect(uv_connect_t* req, int status);
   void onConnected(int status);
   void onConnectFailed(const char* why);
+  void notePassiveFailure(Server& server, const char* why);
   void startStreaming();
 
   static void onAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);

@@ -2,6 +2,7 @@
 // them back, backups stand in only while no active server is up, refused connects are
 // retried on the next server, and on_marked_down decides what happens to open sessions.
 #include <memory>
+#include <thread>
 
 #include "tests/integration/harness.h"
 
@@ -200,6 +201,32 @@ TEST_F(OnMarkedDownTest, NoneKeepsSessionsOfDownServer) {
   ASSERT_NO_FATAL_FAILURE(openSessionAndFailChecks("none"));
   ASSERT_TRUE(session_.sendAll("still"));
   EXPECT_EQ(session_.recvExact(5, kIoTimeout), "still");
+}
+
+}  // namespace
+}  // namespace tandem::it
+
+namespace tandem::it {
+namespace {
+
+// Passive checks in TCP mode: error_limit failed connects on real traffic mark the server
+// DOWN at once, long before its next active check (10 s away), and clients see nothing.
+TEST_F(FailoverTest, ConsecutiveConnectFailuresMarkTheServerDown) {
+  TestServer s1(nameHandler("s1")), s2(nameHandler("s2"));
+  ConfigSpec spec = checkedPair(s1, s2);
+  spec.backend().check->interval = "10s";
+  spec.backend().error_limit = 3;
+  ASSERT_NO_FATAL_FAILURE(startTandem(spec));
+  // The first active checks (all within 50 ms of start) pass; the next ones are 10 s away.
+  std::this_thread::sleep_for(milliseconds(300));
+  ASSERT_FALSE(tandem().log().find("is DOWN") != std::string::npos) << tandem().log();
+  size_t mark = tandem().logMark();
+  s1.stop();
+  std::vector<std::string> names = askNames(spec.frontendPort(), 12);
+  EXPECT_EQ(countOf(names, "s2"), 12) << "every client answered by the live server";
+  EXPECT_TRUE(tandem().waitForLog(
+      "server be/s1 is DOWN, reason: 3 consecutive connection failures", kStateTimeout, mark))
+      << tandem().log();
 }
 
 }  // namespace
