@@ -99,7 +99,7 @@ class Check {
   CheckResult last_result_;
   UvHandle<uv_timer_t> timer_;
   uint64_t probe_start_ms_ = 0;  // uv_now() when the current probe started
-  bool probing_ = false;  // between onProbeDue() and finishProbe()
+  bool probing_ = false;         // between onProbeDue() and finishProbe()
   bool closing_ = false;
   int parts_left_ = 0;  // the timer and the protocol's handles, while closing
   std::function<void()> on_closed_;

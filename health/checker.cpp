@@ -47,7 +47,8 @@ void Checker::start() {
   }
 }
 
-// Before the first check starts, so that a report can never find a handle not yet open.
+// Reports are accepted only once the handle is open: one arriving earlier is dropped, never
+// sent to a handle that does not exist yet.
 void Checker::openMarkDownQueue() {
   mark_down_async_.init(uv_async_init, loop_, &Checker::onMarkDownAsync);
   mark_down_async_.get()->data = this;
@@ -165,9 +166,10 @@ void Checker::warnUnchecked(Server& server, const std::string& reason) {
   if (warning.dropped > 0) {
     dropped = " (" + std::to_string(warning.dropped) + " more reports since the last warning)";
   }
-  TLOG_WARN("server %s is kept UP, reason: %s, but it has no active check that could bring "
-            "it back%s",
-            server.fullName().c_str(), reason.c_str(), dropped.c_str());
+  TLOG_WARN(
+      "server %s is kept UP, reason: %s, but it has no active check that could bring "
+      "it back%s",
+      server.fullName().c_str(), reason.c_str(), dropped.c_str());
   warning = UncheckedWarning{true, now, 0};
 }
 

@@ -20,7 +20,8 @@
 // The request crosses to the control loop through a uv_async_t; there the server goes DOWN
 // at once (one log line, as for an active check) and its active check brings it back after
 // `rise` successes. A server without active checks is left UP with a warning: nothing
-// would ever bring it back.
+// would ever bring it back. The hook holds a reference to the Checker: the workers must be
+// stopped before it is destroyed (main stops the checks only after every worker ended).
 #pragma once
 
 #include <uv.h>
@@ -100,9 +101,9 @@ class Checker {
   // Passive checks. The mutex is taken once per report (after error_limit failures on
   // traffic), never per request.
   std::mutex mark_down_mutex_;
-  bool accepting_mark_downs_ = false;              // guarded: true between start() and stop()
-  std::vector<MarkDownRequest> mark_down_queue_;   // guarded
-  UvHandle<uv_async_t> mark_down_async_;           // wakes the loop for the queue
+  bool accepting_mark_downs_ = false;             // guarded: true between start() and stop()
+  std::vector<MarkDownRequest> mark_down_queue_;  // guarded
+  UvHandle<uv_async_t> mark_down_async_;          // wakes the loop for the queue
   std::map<const Server*, UncheckedWarning> unchecked_warnings_;
 };
 

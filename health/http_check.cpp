@@ -34,7 +34,8 @@ bool isSocketError(int err) {
 
 std::string printable(std::string_view text) {
   std::string out(text.substr(0, kMaxStatusText));
-  std::replace_if(out.begin(), out.end(), [](char c) { return c < 0x20 || c > 0x7e; }, '?');
+  std::replace_if(
+      out.begin(), out.end(), [](char c) { return c < 0x20 || c > 0x7e; }, '?');
   return out;
 }
 
@@ -82,19 +83,7 @@ bool HttpCheck::expects(const CheckConfig& cfg, int status) {
 }
 
 void HttpCheck::startProbe() {
-  static const llhttp_settings_t settings = [] {
-    llhttp_settings_t s;
-    llhttp_settings_init(&s);
-    s.on_status = &HttpCheck::onStatusText;
-    s.on_headers_complete = &HttpCheck::onHeadersComplete;
-    return s;
-  }();
-  llhttp_init(&parser_, HTTP_RESPONSE, &settings);
-  parser_.data = this;
-  head_bytes_ = 0;
-  status_text_.clear();
-  head_done_ = false;
-
+  resetResponse();
   socket_.emplace();
   int rc = socket_->init(uv_tcp_init, loop());
   if (rc == 0) {
@@ -107,6 +96,23 @@ void HttpCheck::startProbe() {
   }
   step_ = Step::kConnecting;
   uv_timer_start(timeout_timer_.get(), &HttpCheck::onTimer, cfg().timeout.count(), 0);
+}
+
+// A fresh parser per probe, as each connection carries exactly one response. llhttp keeps
+// a pointer to the settings, hence their static storage.
+void HttpCheck::resetResponse() {
+  static const llhttp_settings_t settings = [] {
+    llhttp_settings_t s;
+    llhttp_settings_init(&s);
+    s.on_status = &HttpCheck::onStatusText;
+    s.on_headers_complete = &HttpCheck::onHeadersComplete;
+    return s;
+  }();
+  llhttp_init(&parser_, HTTP_RESPONSE, &settings);
+  parser_.data = this;
+  head_bytes_ = 0;
+  status_text_.clear();
+  head_done_ = false;
 }
 
 int HttpCheck::connect() {

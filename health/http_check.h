@@ -70,6 +70,7 @@ class HttpCheck final : public Check {
   struct ConnectRequest;
   struct WriteRequest;
 
+  void resetResponse();
   int connect();
   static void onConnect(uv_connect_t* req, int status);
   void onConnected();
@@ -96,9 +97,9 @@ class HttpCheck final : public Check {
   std::optional<UvHandle<uv_tcp_t>> socket_;  // a fresh one per probe
   ConnectRequest* connect_ = nullptr;         // the connect we still wait for, if any
   llhttp_t parser_{};
-  size_t head_bytes_ = 0;     // response bytes read so far in this probe
-  std::string status_text_;   // the reason phrase, as far as received
-  bool head_done_ = false;    // llhttp reached the end of the head
+  size_t head_bytes_ = 0;    // response bytes read so far in this probe
+  std::string status_text_;  // the reason phrase, as far as received
+  bool head_done_ = false;   // llhttp reached the end of the head
   std::array<char, 4096> read_buffer_{};
   CheckResult result_;  // held while the socket closes
   bool closing_ = false;

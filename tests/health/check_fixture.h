@@ -152,7 +152,7 @@ inline ServerConfig serverAt(const std::string& name, uint16_t port, bool backup
 }
 
 inline BackendConfig backendOf(const std::string& name, std::vector<ServerConfig> servers,
-                        std::optional<CheckConfig> check = fastCheck()) {
+                               std::optional<CheckConfig> check = fastCheck()) {
   BackendConfig backend;
   backend.name = name;
   backend.check = check;

@@ -293,8 +293,7 @@ TEST_F(CheckerTest, MarkDownFromAnotherThreadThenActiveChecksBringItBack) {
   web1.consecutive_errors.store(1);  // errors of sessions that were still open
   ASSERT_TRUE(waitFor([&] { return web1.up.load(); }));
   // No failure in between: straight from full health to DOWN 0, then rise = 2 successes.
-  EXPECT_EQ(takeTrace("web/web1"),
-            (std::vector<std::string>{"UP 3", "DOWN 0", "DOWN 1", "UP 3"}));
+  EXPECT_EQ(takeTrace("web/web1"), (std::vector<std::string>{"UP 3", "DOWN 0", "DOWN 1", "UP 3"}));
   EXPECT_EQ(infoOf(web1).status, "L4OK");
   EXPECT_EQ(web1.consecutive_errors.load(), 0);
 
@@ -302,8 +301,9 @@ TEST_F(CheckerTest, MarkDownFromAnotherThreadThenActiveChecksBringItBack) {
   EXPECT_EQ(countOf(log, "server web/web1 is DOWN"), 1) << log;
   EXPECT_EQ(countOf(log, "server web/web1 is UP"), 1) << log;
   EXPECT_TRUE(std::regex_search(
-      log, std::regex(R"(\[warning\] server web/web1 is DOWN, reason: 3 consecutive errors on )"
-                      R"(traffic: 502, check duration: 0ms, 0 active and 0 backup servers left\n)")))
+      log,
+      std::regex(R"(\[warning\] server web/web1 is DOWN, reason: 3 consecutive errors on )"
+                 R"(traffic: 502, check duration: 0ms, 0 active and 0 backup servers left\n)")))
       << log;
 }
 
@@ -370,8 +370,9 @@ TEST_F(CheckerTest, MarkDownOfAnUncheckedServerOnlyWarns) {
   EXPECT_EQ(infoOf(web1).status, "INI");
   std::string log = takeLog();
   EXPECT_EQ(countOf(log, "is DOWN"), 0) << log;
-  EXPECT_EQ(countOf(log, "[warning] server web/web1 is kept UP, reason: 5 consecutive errors on "
-                         "traffic: 503, but it has no active check that could bring it back\n"),
+  EXPECT_EQ(countOf(log,
+                    "[warning] server web/web1 is kept UP, reason: 5 consecutive errors on "
+                    "traffic: 503, but it has no active check that could bring it back\n"),
             1)
       << log;
 }

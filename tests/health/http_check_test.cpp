@@ -160,8 +160,12 @@ class PhpServer {
   bool start(const std::filesystem::path& root, uint16_t port) {
     std::string address = "127.0.0.1:" + std::to_string(port);
     std::string dir = root.string();
-    std::vector<char*> argv = {const_cast<char*>("php"), const_cast<char*>("-S"), address.data(),
-                               const_cast<char*>("-t"), dir.data(), nullptr};
+    std::vector<char*> argv = {const_cast<char*>("php"),
+                               const_cast<char*>("-S"),
+                               address.data(),
+                               const_cast<char*>("-t"),
+                               dir.data(),
+                               nullptr};
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
@@ -337,7 +341,7 @@ TEST_F(HttpCheckTest, SilentServerIsALayer7Timeout) {
   CheckInfo info = firstResult(http.port(), check);
   EXPECT_EQ(info.status, "L7TOUT");
   EXPECT_EQ(info.reason, "Layer7 timeout");
-  EXPECT_GE(info.duration_ms, 100);  // cut by the timeout, on the loop's clock
+  EXPECT_GE(info.duration_ms, 100);       // cut by the timeout, on the loop's clock
   EXPECT_GE(http.requests().size(), 1U);  // the request went out before the silence
   EXPECT_EQ(countOf(takeLog(), "server web/web1 is DOWN, reason: Layer7 timeout"), 1);
 }
@@ -479,8 +483,7 @@ TEST_F(HttpCheckTest, PhpServerIsUpThenDownWhenInMaintenanceAndWhenKilled) {
   EXPECT_EQ(infoOf(web("web1")).status, "L4CON");
   std::string log = takeLog();
   EXPECT_EQ(countOf(log, "server web/web1 is DOWN, reason: Layer7 wrong status: 503"), 1) << log;
-  EXPECT_EQ(countOf(log, "server web/web1 is UP, reason: Layer7 check passed: 200 OK"), 1)
-      << log;
+  EXPECT_EQ(countOf(log, "server web/web1 is UP, reason: Layer7 check passed: 200 OK"), 1) << log;
   EXPECT_EQ(countOf(log, "server web/web1 is DOWN, reason: connection refused"), 1) << log;
 }
 
