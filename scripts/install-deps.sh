@@ -8,6 +8,7 @@ packages=(
   libuv1-dev libtomlplusplus-dev prometheus-cpp-dev default-libmysqlclient-dev
   libgtest-dev libgmock-dev libbenchmark-dev node-llhttp
   haproxy wrk socat curl procps clang-format php-cli
+  mariadb-server mariadb-client sysbench
 )
 
 missing=()
