@@ -29,6 +29,13 @@ constexpr ConfigWord<Balance> kBalances[] = {{"roundrobin", Balance::kRoundRobin
                                              {"hdr", Balance::kHdr}};
 constexpr ConfigWord<CheckType> kCheckTypes[] = {
     {"tcp", CheckType::kTcp}, {"http", CheckType::kHttp}, {"mysql", CheckType::kMysql}};
+constexpr ConfigWord<MysqlCheckMode> kMysqlCheckModes[] = {
+    {"handshake", MysqlCheckMode::kHandshake},
+    {"login", MysqlCheckMode::kLogin},
+    {"replication", MysqlCheckMode::kReplication}};
+constexpr ConfigWord<Role> kRoles[] = {{"writer", Role::kWriter}, {"reader", Role::kReader}};
+constexpr ConfigWord<Failback> kFailbacks[] = {{"manual", Failback::kManual},
+                                               {"auto", Failback::kAuto}};
 constexpr ConfigWord<OnMarkedDown> kOnMarkedDown[] = {
     {"none", OnMarkedDown::kNothing}, {"shutdown-sessions", OnMarkedDown::kShutdownSessions}};
 constexpr ConfigWord<LogLevel> kLogLevels[] = {{"debug", LogLevel::kDebug},
@@ -47,27 +54,6 @@ const char* wordFor(const ConfigWord<E> (&words)[N], E value) {
     }
   }
   return "?";
-}
-
-struct NotYetAvailable {
-  std::string_view key;
-  std::string_view word;
-  std::string_view issue;
-};
-
-// Words of the schema whose runtime is not written yet: refused here, and only here. Each
-// line goes when its issue lands; delete the function and its two calls with the last one.
-constexpr NotYetAvailable kNotYetAvailable[] = {
-    {"type", "mysql", "MySQL checks are issue #4"},
-};
-
-void rejectNotYetAvailable(const ConfigTable& t, std::string_view key, std::string_view word) {
-  for (const NotYetAvailable& refused : kNotYetAvailable) {
-    if (refused.key == key && refused.word == word) {
-      t.fail(key, t.require(key),
-             quoted(word) + " is not available yet (" + std::string(refused.issue) + ")");
-    }
-  }
 }
 
 bool isAlnum(char c) {
@@ -117,9 +103,7 @@ std::string readName(const ConfigTable& t) {
 
 Mode readMode(const ConfigTable& t) {
   Mode mode = Mode::kTcp;
-  if (t.readWord("mode", kModes, &mode)) {
-    rejectNotYetAvailable(t, "mode", modeName(mode));
-  }
+  t.readWord("mode", kModes, &mode);
   return mode;
 }
 
@@ -407,6 +391,185 @@ void readHttpCheck(const ConfigTable& t, CheckConfig& check) {
   readExpect(t, &check.expect);
 }
 
+// The keys of a type = "mysql" check; anywhere else they would be silently ignored.
+void rejectMysqlCheckKeys(const ConfigTable& t, CheckType type) {
+  if (type == CheckType::kMysql) {
+    return;
+  }
+  for (std::string_view key : {"mode", "user", "password", "password_file"}) {
+    if (const toml::node* node = t.find(key)) {
+      t.fail(
+          key, *node,
+          "only for type = \"mysql\" (this check has type = " + quoted(checkTypeName(type)) + ")");
+    }
+  }
+}
+
+// Far beyond any password; stops a mistaken path such as /dev/zero from eating memory.
+constexpr size_t kMaxSecretBytes = 64 * 1024;
+
+// Reads a whole secret file into *out. Returns 0, or the errno value that explains the
+// failure (EFBIG for a file over kMaxSecretBytes).
+int readSecretFile(const std::string& path, std::string* out) {
+  std::unique_ptr<FILE, int (*)(FILE*)> file(fopen(path.c_str(), "rb"), fclose);
+  if (!file) {
+    return errno;
+  }
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof(buffer), file.get())) > 0) {
+    out->append(buffer, n);
+    if (out->size() > kMaxSecretBytes) {
+      return EFBIG;
+    }
+  }
+  return ferror(file.get()) ? errno : 0;
+}
+
+// `echo secret > file` and most editors end the file with a newline that is no part of the
+// password; only one is removed, so a password may still end in whitespace on purpose.
+void stripTrailingNewline(std::string* text) {
+  if (text->ends_with("\r\n")) {
+    text->resize(text->size() - 2);
+  } else if (text->ends_with('\n')) {
+    text->pop_back();
+  }
+}
+
+// Read at load time, so that `tandem --check` proves the secret is readable and a file
+// removed later cannot fail a check at 3 a.m. A relative path is taken from the working
+// directory, as every other path in the file.
+void readPasswordFile(const ConfigTable& t, std::string* out) {
+  std::string path;
+  t.readString("password_file", &path);
+  const toml::node& node = t.require("password_file");
+  if (path.empty()) {
+    t.fail("password_file", node, "expected a file path, found an empty string");
+  }
+  std::string secret;
+  int err = readSecretFile(path, &secret);
+  if (err != 0) {
+    t.fail("password_file", node, quoted(path) + ": " + strerror(err));
+  }
+  stripTrailingNewline(&secret);
+  *out = std::move(secret);
+}
+
+// A user needs exactly one of password and password_file (an account without a password is
+// written password = ""); without a user there is nothing to log in with, so neither may be
+// given.
+void readMysqlCredentials(const ConfigTable& t, CheckConfig& check) {
+  const toml::node* password = t.find("password");
+  const toml::node* password_file = t.find("password_file");
+  if (!t.readString("user", &check.user)) {
+    if (const toml::node* node = password != nullptr ? password : password_file) {
+      t.fail(password != nullptr ? "password" : "password_file", *node, "needs a user");
+    }
+    return;
+  }
+  if (check.user.empty()) {
+    t.fail("user", t.require("user"), "expected a user name, found an empty string");
+  }
+  if (password != nullptr && password_file != nullptr) {
+    t.fail("password_file", *password_file,
+           "give either password (line " + std::to_string(lineOf(*password)) +
+               ") or password_file, not both");
+  }
+  if (password == nullptr && password_file == nullptr) {
+    t.fail("user", t.require("user"), "needs password or password_file");
+  }
+  if (password != nullptr) {
+    t.readString("password", &check.password);
+  } else {
+    readPasswordFile(t, &check.password);
+  }
+}
+
+// Without a mode the check does the most it can: the replication state when it may log in,
+// the greeting otherwise.
+void readMysqlMode(const ConfigTable& t, CheckConfig& check) {
+  check.mysql_mode = check.user.empty() ? MysqlCheckMode::kHandshake : MysqlCheckMode::kReplication;
+  if (!t.readWord("mode", kMysqlCheckModes, &check.mysql_mode)) {
+    return;
+  }
+  if (check.mysql_mode != MysqlCheckMode::kHandshake && check.user.empty()) {
+    const toml::node& node = t.require("mode");
+    t.fail("mode", node, "mode " + quoted(node.as_string()->get()) + " needs a user");
+  }
+}
+
+void readMysqlCheck(const ConfigTable& t, CheckConfig& check) {
+  rejectMysqlCheckKeys(t, check.type);
+  if (check.type == CheckType::kMysql) {
+    readMysqlCredentials(t, check);
+    readMysqlMode(t, check);
+  }
+}
+
+// The keys of the MySQL roles, in the order they are checked against the backend.
+constexpr std::string_view kRoleKeys[] = {"role", "failback", "failback_after", "max_lag",
+                                          "allow_broken_replica_failover"};
+
+std::string describeRole(Role role) {
+  return role == Role::kNone ? "this backend has no role"
+                             : "this backend has role = " + quoted(wordFor(kRoles, role));
+}
+
+// Roles balance MySQL connections, which only a TCP backend carries. The failback and
+// election keys act on a writer; max_lag on either role (a writer's lag decides nothing
+// itself, but the readers of the same servers use it).
+void requireRoleContext(const ConfigTable& t, const BackendConfig& backend) {
+  for (std::string_view key : kRoleKeys) {
+    const toml::node* node = t.find(key);
+    if (node == nullptr) {
+      continue;
+    }
+    if (backend.mode != Mode::kTcp) {
+      t.fail(key, *node, std::string(key) + " needs mode = \"tcp\"");
+    }
+    bool writer_only = key != "role" && key != "max_lag";
+    if (writer_only && backend.role != Role::kWriter) {
+      t.fail(key, *node, "only for role = \"writer\" (" + describeRole(backend.role) + ")");
+    }
+    if (key == "max_lag" && backend.role == Role::kNone) {
+      t.fail(key, *node,
+             "only for role = \"writer\" or \"reader\" (" + describeRole(backend.role) + ")");
+    }
+  }
+}
+
+void readRoleKeys(const ConfigTable& t, BackendConfig& backend) {
+  t.readWord("role", kRoles, &backend.role);
+  t.readWord("failback", kFailbacks, &backend.failback);
+  t.readDuration("failback_after", &backend.failback_after);
+  t.readDuration("max_lag", &backend.max_lag);
+  t.readBool("allow_broken_replica_failover", &backend.allow_broken_replica_failover);
+  requireRoleContext(t, backend);
+}
+
+// A role is decided from replication facts, which only a MySQL check gathers.
+void requireMysqlCheckForRole(const ConfigTable& t, const BackendConfig& backend) {
+  if (backend.role == Role::kNone ||
+      (backend.check.has_value() && backend.check->type == CheckType::kMysql)) {
+    return;
+  }
+  std::string found = backend.check.has_value()
+                          ? "its check has type = " + quoted(checkTypeName(backend.check->type))
+                          : "it has no check";
+  const toml::node& node = t.require("role");
+  t.fail("role", node,
+         "role = " + quoted(node.as_string()->get()) +
+             " needs a [backend.check] with type = \"mysql\" (" + found + ")");
+}
+
+// A path, opened when the writers are saved, not here, so that `tandem --check` never
+// creates it.
+void readStateFile(const ConfigTable& t, std::string* out) {
+  if (t.readString("state_file", out) && out->empty()) {
+    t.fail("state_file", t.require("state_file"), "expected a file path, found an empty string");
+  }
+}
+
 class Loader {
  public:
   Loader(const toml::table& root, const std::string& file)
@@ -455,8 +618,9 @@ void Loader::loadGlobal() {
   if (table == nullptr) {
     return;
   }
-  ConfigTable t(*table, file_, "global",
-                {"threads", "log_level", "hard_stop_after", "access_log", "log_format"});
+  ConfigTable t(
+      *table, file_, "global",
+      {"threads", "log_level", "hard_stop_after", "access_log", "log_format", "state_file"});
   t.rejectUnknownKeys();
   GlobalConfig& global = config_.global;
   readThreads(t, &global.threads);
@@ -464,6 +628,7 @@ void Loader::loadGlobal() {
   t.readDuration("hard_stop_after", &global.hard_stop_after);
   readAccessLog(t, &global.access_log);
   t.readWord("log_format", kLogFormats, &global.log_format);
+  readStateFile(t, &global.state_file);
 }
 
 void Loader::loadDefaults() {
@@ -497,7 +662,8 @@ void Loader::loadBackends() {
 BackendConfig Loader::loadBackend(const toml::table& table, size_t index) {
   ConfigTable t(table, file_, "backend[" + std::to_string(index) + "]",
                 {"name", "mode", "balance", "on_marked_down", "timeout_connect", "timeout_server",
-                 "retries", "cookie", "error_limit", "check", "server", "servers"});
+                 "retries", "cookie", "error_limit", "check", "server", "servers", "role",
+                 "failback", "failback_after", "max_lag", "allow_broken_replica_failover"});
   BackendConfig backend;
   backend.line = t.line();
   backend.name = readName(t);
@@ -514,7 +680,9 @@ BackendConfig Loader::loadBackend(const toml::table& table, size_t index) {
   t.readPositiveDuration("timeout_connect", &backend.timeout_connect);
   t.readPositiveDuration("timeout_server", &backend.timeout_server);
   t.readInt("retries", 0, 100, &backend.retries);
+  readRoleKeys(t, backend);
   backend.check = loadCheck(t);
+  requireMysqlCheckForRole(t, backend);
   loadServers(t, backend);
   return backend;
 }
@@ -528,13 +696,11 @@ std::optional<CheckConfig> Loader::loadCheck(const ConfigTable& backend) {
   }
   ConfigTable t(*table, file_, backend.keyPath("check"),
                 {"type", "interval", "fastinter", "downinter", "timeout", "rise", "fall", "method",
-                 "path", "host", "expect"});
+                 "path", "host", "expect", "mode", "user", "password", "password_file"});
   t.rejectUnknownKeys();
   CheckConfig check;
   check.line = t.line();
-  if (t.readWord("type", kCheckTypes, &check.type)) {
-    rejectNotYetAvailable(t, "type", checkTypeName(check.type));
-  }
+  t.readWord("type", kCheckTypes, &check.type);
   t.readPositiveDuration("interval", &check.interval);
   check.fastinter = check.downinter = check.timeout = check.interval;
   t.readPositiveDuration("fastinter", &check.fastinter);
@@ -543,6 +709,7 @@ std::optional<CheckConfig> Loader::loadCheck(const ConfigTable& backend) {
   t.readInt("rise", 1, 1000, &check.rise);
   t.readInt("fall", 1, 1000, &check.fall);
   readHttpCheck(t, check);
+  readMysqlCheck(t, check);
   return check;
 }
 

@@ -87,7 +87,7 @@ struct ReplicationInfo {
   std::string last_io_error;  // "Error 2003 ..." as the server reports it; empty: none
   std::string last_sql_error;
   std::string gtid_executed;  // @@gtid_current_pos (MariaDB) or @@gtid_executed (MySQL)
-  std::string gtid_received;  // @@gtid_slave_pos (MariaDB) or Retrieved_Gtid_Set (MySQL)
+  std::string gtid_received;  // Gtid_IO_Pos (MariaDB) or Retrieved_Gtid_Set (MySQL)
   bool applied_all_received = false;  // positions compared equal (or both empty)
 };
 

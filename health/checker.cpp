@@ -9,6 +9,7 @@
 
 #include "core/log.h"
 #include "health/http_check.h"
+#include "health/mysql_check.h"
 #include "health/tcp_check.h"
 
 namespace tandem {
@@ -56,22 +57,20 @@ void Checker::openMarkDownQueue() {
   accepting_mark_downs_ = true;
 }
 
-// The one place that knows the check types. MySQL checks will be a Check subclass beside
-// TcpCheck and HttpCheck.
+// The one place that knows the check types.
 std::unique_ptr<Check> Checker::makeCheck(Server& server, const CheckConfig& cfg) {
   Check::TransitionFn on_transition = [this](Check& check, RiseFall::Transition transition) {
     onTransition(check, transition);
   };
   switch (cfg.type) {
     case CheckType::kTcp:
-      return std::make_unique<TcpCheck>(loop_, server, cfg, std::move(on_transition));
+      break;
     case CheckType::kHttp:
       return std::make_unique<HttpCheck>(loop_, server, cfg, std::move(on_transition));
     case CheckType::kMysql:
-      break;
+      return std::make_unique<MysqlCheck>(loop_, server, cfg, std::move(on_transition));
   }
-  // Only a Config built by hand gets here (the loader rejects this type): the connect that
-  // every MySQL check starts with is the part that exists.
+  // kTcp, and any value a cast could smuggle past the switch: the plain connect check.
   return std::make_unique<TcpCheck>(loop_, server, cfg, std::move(on_transition));
 }
 

@@ -3,6 +3,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -471,12 +473,6 @@ TEST(ConfigTest, BadEnumWord) {
                         "backend[b].check.type", "is not one of: tcp, http, mysql");
 }
 
-TEST(ConfigTest, MysqlCheckNotAvailableYet) {
-  expectErrorBeforeTail("[[backend]]\nname = \"b\"\n[backend.check]\ntype = \"mysql\"\n", 4,
-                        "backend[b].check.type",
-                        "\"mysql\" is not available yet (MySQL checks are issue #4)");
-}
-
 TEST(ConfigTest, TomlSyntaxError) {
   expectError("[global]\nthreads = \n", 2, "", "expected value");
   expectError("[global]\nthreads = 1\nthreads = 2\n", 3, "", "cannot redefine");
@@ -681,7 +677,7 @@ TEST(ConfigTest, HttpCheckRequestKeys) {
   EXPECT_EQ(c.backends.at(0).check->host, "");  // the default, spelled out
 }
 
-// mode = "http" is refused until the HTTP session of issue #3 lands (rejectNotYetAvailable in
+
 // config_loader.cpp). Until then this returns nullopt and the tests of the keys that need an
 // HTTP backend skip; once the refusal goes, they run unchanged.
 std::optional<Config> loadHttpMode(const std::string& text) {
@@ -907,6 +903,234 @@ TEST(ConfigTest, HttpCheckKeysOnTcpCheck) {
   // Without a type the check is "tcp" too.
   expectErrorBeforeTail("[[backend]]\nname = \"b\"\ncheck = { path = \"/health.php\" }\n", 3,
                         "backend[b].check.path", "only for type = \"http\"");
+}
+
+// Every MySQL key, each set to a value other than its default.
+constexpr const char* kMysqlKeys = R"([global]
+state_file = "/var/lib/tandem/writers.state"
+
+[[backend]]
+name = "db-writer"
+role = "writer"
+failback = "auto"
+failback_after = "5m"
+max_lag = "30s"
+allow_broken_replica_failover = true
+servers = [{ name = "db1", address = "db1:3306" }]
+
+[backend.check]
+type = "mysql"
+mode = "login"
+user = "monitor"
+password = "s3cret"
+
+[[backend]]
+name = "db-reader"
+role = "reader"
+max_lag = "0s"
+check = { type = "mysql", user = "monitor", password = "" }
+servers = [{ name = "db1", address = "db1:3306" }]
+
+[[backend]]
+name = "db-greeting"
+check = { type = "mysql" }
+servers = [{ name = "db1", address = "db1:3306" }]
+
+[[frontend]]
+name = "writer"
+listen = ":3306"
+backend = "db-writer"
+)";
+
+TEST(ConfigTest, MysqlKeysWriter) {
+  Config c = loadConfigString(kMysqlKeys, "mysql.toml");
+  EXPECT_EQ(c.global.state_file, "/var/lib/tandem/writers.state");
+  const BackendConfig& writer = c.backends.at(0);
+  EXPECT_EQ(writer.role, Role::kWriter);
+  EXPECT_EQ(writer.failback, Failback::kAuto);
+  EXPECT_EQ(writer.failback_after, Millis(300000));
+  EXPECT_EQ(writer.max_lag, Millis(30000));
+  EXPECT_TRUE(writer.allow_broken_replica_failover);
+  ASSERT_TRUE(writer.check.has_value());
+  EXPECT_EQ(writer.check->type, CheckType::kMysql);
+  EXPECT_EQ(writer.check->mysql_mode, MysqlCheckMode::kLogin);
+  EXPECT_EQ(writer.check->user, "monitor");
+  EXPECT_EQ(writer.check->password, "s3cret");
+}
+
+// The mode defaults to what the credentials allow: the replication state with a user, the
+// greeting without one.
+TEST(ConfigTest, MysqlKeysReaderAndDefaultModes) {
+  Config c = loadConfigString(kMysqlKeys, "mysql.toml");
+  const BackendConfig& reader = c.backends.at(1);
+  EXPECT_EQ(reader.role, Role::kReader);
+  EXPECT_EQ(reader.max_lag, Millis(0));
+  EXPECT_EQ(reader.check->mysql_mode, MysqlCheckMode::kReplication);
+  EXPECT_EQ(reader.check->password, "");
+  const BackendConfig& greeting = c.backends.at(2);
+  EXPECT_EQ(greeting.role, Role::kNone);
+  EXPECT_EQ(greeting.check->mysql_mode, MysqlCheckMode::kHandshake);
+  EXPECT_EQ(greeting.check->user, "");
+  EXPECT_EQ(greeting.check->password, "");
+}
+
+TEST(ConfigTest, MysqlKeysDefaults) {
+  Config c = loadConfigString(kValidTail, "min.toml");
+  EXPECT_EQ(c.global.state_file, "");
+  const BackendConfig& b = c.backends.at(0);
+  EXPECT_EQ(b.role, Role::kNone);
+  EXPECT_EQ(b.failback, Failback::kManual);
+  EXPECT_EQ(b.failback_after, Millis(60000));
+  EXPECT_EQ(b.max_lag, Millis(10000));
+  EXPECT_FALSE(b.allow_broken_replica_failover);
+}
+
+// A file in a fresh temporary directory, removed with it.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& content) {
+    char pattern[] = "/tmp/tandem-config-test-XXXXXX";
+    dir_ = mkdtemp(pattern);
+    path_ = dir_ + "/secret";
+    FILE* f = fopen(path_.c_str(), "wb");
+    fwrite(content.data(), 1, content.size(), f);
+    fclose(f);
+  }
+  ~TempFile() { std::filesystem::remove_all(dir_); }
+  const std::string& path() const { return path_; }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  std::string dir_;
+  std::string path_;
+};
+
+std::string passwordFromFile(const std::string& content) {
+  TempFile file(content);
+  Config c = loadConfigString(
+      withCheck("{ type = \"mysql\", user = \"m\", password_file = \"" + file.path() + "\" }"),
+      "t");
+  return c.backends.at(0).check->password;
+}
+
+// Exactly one trailing newline goes (as `echo` writes it), and nothing else.
+TEST(ConfigTest, MysqlPasswordFile) {
+  EXPECT_EQ(passwordFromFile("s3cret\n"), "s3cret");
+  EXPECT_EQ(passwordFromFile("s3cret"), "s3cret");
+  EXPECT_EQ(passwordFromFile("s3cret\r\n"), "s3cret");
+  EXPECT_EQ(passwordFromFile("s3cret\n\n"), "s3cret\n");
+  EXPECT_EQ(passwordFromFile(" pass word \n"), " pass word ");
+  EXPECT_EQ(passwordFromFile(""), "");
+}
+
+TEST(ConfigTest, MysqlPasswordFileUnreadable) {
+  std::string check =
+      "[[backend]]\nname = \"b\"\n[backend.check]\ntype = \"mysql\"\n"
+      "user = \"m\"\npassword_file = ";
+  std::string key = "backend[b].check.password_file";
+  expectErrorBeforeTail(check + "\"/nonexistent/secret\"\n", 6, key,
+                        "\"/nonexistent/secret\": No such file or directory");
+  TempFile file("x");
+  expectErrorBeforeTail(check + "\"" + file.dir() + "\"\n", 6, key,
+                        "\"" + file.dir() + "\": Is a directory");
+  expectErrorBeforeTail(check + "\"/dev/zero\"\n", 6, key, "\"/dev/zero\": File too large");
+  expectErrorBeforeTail(check + "\"\"\n", 6, key, "expected a file path, found an empty string");
+  expectErrorBeforeTail(check + "1\n", 6, key, "expected a string, found an integer");
+}
+
+TEST(ConfigTest, BadMysqlCredentials) {
+  std::string check = "[[backend]]\nname = \"b\"\n[backend.check]\ntype = \"mysql\"\n";
+  std::string key = "backend[b].check.";
+  expectErrorBeforeTail(check + "password = \"p\"\n", 5, key + "password", "needs a user");
+  expectErrorBeforeTail(check + "password_file = \"/etc/hostname\"\n", 5, key + "password_file",
+                        "needs a user");
+  expectErrorBeforeTail(check + "user = \"m\"\n", 5, key + "user",
+                        "needs password or password_file");
+  expectErrorBeforeTail(check + "user = \"m\"\npassword = \"p\"\npassword_file = \"/x\"\n", 7,
+                        key + "password_file",
+                        "give either password (line 6) or password_file, not both");
+  expectErrorBeforeTail(check + "user = \"\"\npassword = \"p\"\n", 5, key + "user",
+                        "expected a user name, found an empty string");
+  expectErrorBeforeTail(check + "user = \"m\"\npassword = 1\n", 6, key + "password",
+                        "expected a string, found an integer");
+}
+
+TEST(ConfigTest, BadMysqlCheckMode) {
+  std::string check = "[[backend]]\nname = \"b\"\n[backend.check]\ntype = \"mysql\"\n";
+  std::string key = "backend[b].check.mode";
+  expectErrorBeforeTail(check + "mode = \"login\"\n", 5, key, "mode \"login\" needs a user");
+  expectErrorBeforeTail(check + "mode = \"replication\"\n", 5, key,
+                        "mode \"replication\" needs a user");
+  expectErrorBeforeTail(check + "mode = \"ping\"\n", 5, key,
+                        "\"ping\" is not one of: handshake, login, replication");
+  // A handshake may name its user (the name the server logs for the refused login).
+  Config c = loadConfigString(
+      withCheck("{ type = \"mysql\", mode = \"handshake\", user = \"m\", password = \"\" }"), "t");
+  EXPECT_EQ(c.backends.at(0).check->mysql_mode, MysqlCheckMode::kHandshake);
+  EXPECT_EQ(c.backends.at(0).check->user, "m");
+}
+
+TEST(ConfigTest, MysqlCheckKeysOnOtherChecks) {
+  for (const char* type : {"tcp", "http"}) {
+    for (const char* key : {"mode", "user", "password", "password_file"}) {
+      expectErrorBeforeTail(
+          "[[backend]]\nname = \"b\"\n[backend.check]\ntype = \"" + std::string(type) + "\"\n" +
+              key + " = \"x\"\n",
+          5, "backend[b].check." + std::string(key),
+          "only for type = \"mysql\" (this check has type = \"" + std::string(type) + "\")");
+    }
+  }
+}
+
+TEST(ConfigTest, BadRoleKeys) {
+  std::string b = "[[backend]]\nname = \"b\"\n";
+  std::string key = "backend[b].";
+  expectErrorBeforeTail(b + "role = \"master\"\n", 3, key + "role",
+                        "\"master\" is not one of: writer, reader");
+  expectErrorBeforeTail(b + "role = \"writer\"\nfailback = \"never\"\n", 4, key + "failback",
+                        "\"never\" is not one of: manual, auto");
+  expectErrorBeforeTail(b + "role = \"writer\"\nfailback_after = \"5\"\n", 4,
+                        key + "failback_after", "\"5\" is not a duration");
+  expectErrorBeforeTail(b + "role = \"reader\"\nmax_lag = 10\n", 4, key + "max_lag",
+                        "expected a duration string such as \"2s\", found an integer");
+  expectErrorBeforeTail(b + "role = \"writer\"\nallow_broken_replica_failover = \"yes\"\n", 4,
+                        key + "allow_broken_replica_failover",
+                        "expected a boolean (true or false), found a string");
+  expectErrorBeforeTail("[global]\nstate_file = \"\"\n", 2, "global.state_file",
+                        "expected a file path, found an empty string");
+}
+
+TEST(ConfigTest, RoleKeysNeedTcpMode) {
+  std::string b = "[[backend]]\nname = \"b\"\nmode = \"http\"\n";
+  expectErrorBeforeTail(b + "role = \"writer\"\n", 4, "backend[b].role",
+                        "role needs mode = \"tcp\"");
+  expectErrorBeforeTail(b + "max_lag = \"1s\"\n", 4, "backend[b].max_lag",
+                        "max_lag needs mode = \"tcp\"");
+}
+
+TEST(ConfigTest, RoleKeysNeedTheirRole) {
+  std::string b = "[[backend]]\nname = \"b\"\n";
+  for (const char* k :
+       {"failback = \"auto\"", "failback_after = \"1m\"", "allow_broken_replica_failover = true"}) {
+    std::string name = std::string(k).substr(0, std::string(k).find(' '));
+    expectErrorBeforeTail(b + k + "\n", 3, "backend[b]." + name,
+                          "only for role = \"writer\" (this backend has no role)");
+    expectErrorBeforeTail(b + "role = \"reader\"\n" + k + "\n", 4, "backend[b]." + name,
+                          "only for role = \"writer\" (this backend has role = \"reader\")");
+  }
+  expectErrorBeforeTail(b + "max_lag = \"5s\"\n", 3, "backend[b].max_lag",
+                        "only for role = \"writer\" or \"reader\" (this backend has no role)");
+}
+
+TEST(ConfigTest, RoleNeedsMysqlCheck) {
+  std::string b = "[[backend]]\nname = \"b\"\nrole = \"writer\"\n";
+  expectErrorBeforeTail(
+      b, 3, "backend[b].role",
+      "role = \"writer\" needs a [backend.check] with type = \"mysql\" (it has no check)");
+  expectErrorBeforeTail(b + "check = { type = \"tcp\" }\n", 3, "backend[b].role",
+                        "(its check has type = \"tcp\")");
+  expectErrorBeforeTail("[[backend]]\nname = \"b\"\nrole = \"reader\"\ncheck = {}\n", 3,
+                        "backend[b].role", "role = \"reader\" needs a [backend.check]");
 }
 
 // The reference config shipped in deploy/ must stay loadable as the schema evolves.
