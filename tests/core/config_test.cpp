@@ -677,9 +677,7 @@ TEST(ConfigTest, HttpCheckRequestKeys) {
   EXPECT_EQ(c.backends.at(0).check->host, "");  // the default, spelled out
 }
 
-
-// config_loader.cpp). Until then this returns nullopt and the tests of the keys that need an
-// HTTP backend skip; once the refusal goes, they run unchanged.
+// Loads a config with HTTP backends (kept as a helper so the HTTP-only key tests read alike).
 std::optional<Config> loadHttpMode(const std::string& text) {
   return loadConfigString(text, "t.toml");
 }
