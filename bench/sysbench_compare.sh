@@ -4,10 +4,10 @@
 #   (a) directly at db1,
 #   (b) through Tandem's writer frontend,
 #   (c) through HAProxy (`mode tcp`, `balance first`),
-# with the same number of worker threads for both proxies. Both proxies list db1 then db2
-# with `balance first` and a TCP check, so every connection goes to db1 while it is up.
-# Tandem runs with a plain TCP configuration (no `type = "mysql"` check, no `role`): the
-# MySQL-aware keys are not in the loader yet, and the data path they use is the same.
+# with the same number of worker threads for both proxies. Both list db1 then db2, so every
+# connection goes to db1 while it is up: HAProxy with `balance first` and a TCP check, Tandem
+# with `role = "writer"` and its replication-aware `type = "mysql"` check (the monitor user
+# of scripts/mariadb-pair.sh), as an operator would run it.
 #
 # Usage: bench/sysbench_compare.sh [options]   (every option also has an environment variable)
 #   -d, --duration SEC      seconds per measured run                     DURATION=10
@@ -192,11 +192,13 @@ backend = "db"
 
 [[backend]]
 name = "db"
-balance = "first"
+role = "writer"
 on_marked_down = "shutdown-sessions"
 
 [backend.check]
-type = "tcp"
+type = "mysql"
+user = "monitor"
+password = "monitorpass"
 interval = "2s"
 rise = 2
 fall = 3
