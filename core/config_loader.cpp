@@ -545,6 +545,10 @@ void readRoleKeys(const ConfigTable& t, BackendConfig& backend) {
   t.readDuration("max_lag", &backend.max_lag);
   t.readBool("allow_broken_replica_failover", &backend.allow_broken_replica_failover);
   requireRoleContext(t, backend);
+  // Reads spread best by load: a reader without its own `balance` uses leastconn.
+  if (backend.role == Role::kReader && t.find("balance") == nullptr) {
+    backend.balance = Balance::kLeastConn;
+  }
 }
 
 // A role is decided from replication facts, which only a MySQL check gathers.

@@ -726,6 +726,11 @@ void HttpSession::updateServerReading() {
 void HttpSession::onResponseEnd() {
   uint64_t now = uv_now(worker_.loop());
   Server* server = server_;
+  uint64_t samples = backend_.counters.http_requests.load(std::memory_order_relaxed);
+  Counters::addTimer(backend_.counters.avg_queue_ms, static_cast<int64_t>(t_assigned_ - t_head_),
+                     samples);
+  Counters::addTimer(backend_.counters.avg_connect_ms,
+                     static_cast<int64_t>(t_connected_ - t_assigned_), samples);
   if (server != nullptr) {
     server->counters.countResponse(status_);
     Counters::addTimer(server->counters.avg_response_ms, static_cast<int64_t>(t_response_ - t_connected_),

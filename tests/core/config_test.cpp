@@ -1160,3 +1160,44 @@ TEST(ConfigTest, ExampleConfigLoads) {
 
 }  // namespace
 }  // namespace tandem
+
+namespace tandem {
+namespace {
+
+constexpr const char* kMysqlRoles = R"toml(
+[[frontend]]
+name = "w"
+listen = "127.0.0.1:3306"
+backend = "db"
+
+[[backend]]
+name = "db"
+role = "writer"
+failback = "auto"
+failback_after = "30s"
+check = { type = "mysql", user = "monitor", password = "pw" }
+servers = [{ name = "db1", address = "127.0.0.1:13306" }]
+
+[[backend]]
+name = "db-read"
+role = "reader"
+max_lag = "5s"
+check = { type = "mysql", user = "monitor", password = "pw" }
+servers = [{ name = "db1", address = "127.0.0.1:13306" }]
+)toml";
+
+TEST(ConfigTest, MysqlRolesAndReaderDefaultBalance) {
+  Config c = loadConfigString(kMysqlRoles, "t.toml");
+  const BackendConfig& writer = c.backends.at(0);
+  EXPECT_EQ(writer.role, Role::kWriter);
+  EXPECT_EQ(writer.failback, Failback::kAuto);
+  EXPECT_EQ(writer.failback_after, Millis(30000));
+  EXPECT_EQ(writer.check->mysql_mode, MysqlCheckMode::kReplication) << "a user was given";
+  const BackendConfig& reader = c.backends.at(1);
+  EXPECT_EQ(reader.role, Role::kReader);
+  EXPECT_EQ(reader.max_lag, Millis(5000));
+  EXPECT_EQ(reader.balance, Balance::kLeastConn) << "readers default to leastconn";
+}
+
+}  // namespace
+}  // namespace tandem
