@@ -385,9 +385,13 @@ TABLE=$WORK/table.txt
   echo "  ratios: above 1 is better for queries/s and transactions/s, below 1 for p95 and cpu."
   echo "  p95 is sysbench's latency per transaction: 1 statement in oltp_point_select, 20 in"
   echo "  oltp_read_write (18 queries, BEGIN, COMMIT), each commit waiting for db2's semi-sync ack."
-  echo "  selects on db2 must be 0: balance first sends every connection to db1."
+  echo "  selects on db2: sysbench's reads all go to db1 (balance first / the writer role); what"
+  echo "  the counter shows is Tandem's replication check of db2 (a few SELECTs every 2 s),"
+  echo "  which runs during every column since Tandem stays up for the whole run."
   echo "  sysbench, the proxy and both servers share this machine's CPUs: compare within one run."
   for t in tandem haproxy; do
-    [ -n "${NOTE[$t]:-}" ] && echo "  note: $t: ${NOTE[$t]}"
+    if [ -n "${NOTE[$t]:-}" ]; then
+      echo "  note: $t: ${NOTE[$t]}"
+    fi
   done
 } | tee "$TABLE"
