@@ -58,7 +58,14 @@ cnf() { echo "$DIR/db$1/my.cnf"; }
 # The pid of server N, found by its exact --defaults-file argument (robust against stale pid
 # files after kill -9 and against a pid reused by another process). Empty when not running.
 server_pid() {
-  local f
+  local f p
+  # First the pid the server wrote itself, trusted only while that process is our server.
+  p=$(cat "$(srv_dir "$1")/mariadbd.pid" 2>/dev/null || true)
+  if [ -n "$p" ] && grep -qzxF -- "--defaults-file=$(cnf "$1")" "/proc/$p/cmdline" 2>/dev/null
+  then
+    echo "$p"
+    return
+  fi
   f=$(grep -lzxF -- "--defaults-file=$(cnf "$1")" /proc/[0-9]*/cmdline 2>/dev/null |
     head -n 1 || true)
   [ -z "$f" ] || { f=${f#/proc/}; echo "${f%/cmdline}"; }

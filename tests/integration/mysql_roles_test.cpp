@@ -138,10 +138,15 @@ TEST_F(MysqlRolesTest, KilledWriterFailsOverWithoutLosingAcknowledgedWrites) {
   Clock::time_point kill_time;
   Clock::time_point first_on_db2;
   bool moved = false;
+  std::string kill_error;
   std::thread killer([&] {
     std::this_thread::sleep_for(milliseconds(1500));
     kill_time = Clock::now();
-    pair().kill9(1);
+    try {
+      pair().kill9(1);
+    } catch (const std::exception& e) {
+      kill_error = e.what();  // reported below, on the test's thread
+    }
     killed = true;
   });
   Clock::time_point end = Clock::now() + milliseconds(9000);
@@ -158,6 +163,7 @@ TEST_F(MysqlRolesTest, KilledWriterFailsOverWithoutLosingAcknowledgedWrites) {
     }
   }
   killer.join();
+  ASSERT_EQ(kill_error, "");
   ASSERT_TRUE(moved) << "no insert reached db2 after the kill\n" << tandem_->log();
   auto failover = std::chrono::duration_cast<milliseconds>(first_on_db2 - kill_time);
   std::cout << "[ measure  ] failover after kill -9: " << failover.count() << " ms, "
