@@ -28,7 +28,7 @@ pids+=($!)
 
 cat <<MSG
 
-demo: Tandem is balancing http://127.0.0.1:8090/ over web1 (:8091) and web2 (:8092).
+demo: Tandem (HTTP mode, cookie persistence) balances http://127.0.0.1:8090/ over web1 (:8091) and web2 (:8092).
       Try:  curl -s http://127.0.0.1:8090/     (twice: both servers answer)
             kill ${pids[0]}                      (stops web1: Tandem logs it DOWN, web2 serves)
       Ctrl-C stops the demo.
