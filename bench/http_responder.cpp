@@ -13,14 +13,13 @@
 // Prints "listening on HOST:PORT" on stdout once every thread is bound (and writes the port
 // number to --port-file if given). Stops on SIGINT or SIGTERM and prints its counters.
 
-#include <uv.h>
-
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include <algorithm>
 #include <array>
@@ -38,22 +37,25 @@
 
 namespace {
 
-constexpr std::size_t kMaxHead = 64 * 1024;          // a head larger than this gets 431
-constexpr std::size_t kMinReadRoom = 16 * 1024;      // free space offered to each read
-constexpr std::size_t kBodyChunk = 256 * 1024;       // one uv_write of body bytes
-constexpr std::size_t kWriteHighWater = 1024 * 1024; // stop queueing body above this
-constexpr std::uint64_t kMaxBodyBytes = 1ULL << 40;  // /bytes/N upper bound (1 TiB)
+constexpr std::size_t kMaxHead = 64 * 1024;           // a head larger than this gets 431
+constexpr std::size_t kMinReadRoom = 16 * 1024;       // free space offered to each read
+constexpr std::size_t kBodyChunk = 256 * 1024;        // one uv_write of body bytes
+constexpr std::size_t kWriteHighWater = 1024 * 1024;  // stop queueing body above this
+constexpr std::uint64_t kMaxBodyBytes = 1ULL << 40;   // /bytes/N upper bound (1 TiB)
 
 // Static responses: head and body in one string; HEAD requests send only the head part.
 constexpr std::string_view kOkBody = "ok\n";
-constexpr std::string_view kOk11 = "HTTP/1.1 200 OK\r\nServer: tandem-bench\r\n"
-                                   "Content-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n";
-constexpr std::string_view kOkKeepAlive = "HTTP/1.1 200 OK\r\nServer: tandem-bench\r\n"
-                                          "Content-Type: text/plain\r\nContent-Length: 3\r\n"
-                                          "Connection: keep-alive\r\n\r\nok\n";
-constexpr std::string_view kOkClose = "HTTP/1.1 200 OK\r\nServer: tandem-bench\r\n"
-                                      "Content-Type: text/plain\r\nContent-Length: 3\r\n"
-                                      "Connection: close\r\n\r\nok\n";
+constexpr std::string_view kOk11 =
+    "HTTP/1.1 200 OK\r\nServer: tandem-bench\r\n"
+    "Content-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n";
+constexpr std::string_view kOkKeepAlive =
+    "HTTP/1.1 200 OK\r\nServer: tandem-bench\r\n"
+    "Content-Type: text/plain\r\nContent-Length: 3\r\n"
+    "Connection: keep-alive\r\n\r\nok\n";
+constexpr std::string_view kOkClose =
+    "HTTP/1.1 200 OK\r\nServer: tandem-bench\r\n"
+    "Content-Type: text/plain\r\nContent-Length: 3\r\n"
+    "Connection: close\r\n\r\nok\n";
 constexpr std::string_view kBadRequest =
     "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 constexpr std::string_view kHeadTooLarge =
@@ -81,21 +83,21 @@ struct Worker;
 struct Conn {
   uv_tcp_t tcp{};
   Worker* worker = nullptr;
-  std::vector<char> in;       // received bytes not yet consumed: [0, in_len)
+  std::vector<char> in;  // received bytes not yet consumed: [0, in_len)
   std::size_t in_len = 0;
-  std::size_t scanned = 0;    // bytes of `in` already searched for "\r\n\r\n"
-  std::uint64_t body_left = 0; // body bytes of the current /bytes/N still to queue
+  std::size_t scanned = 0;      // bytes of `in` already searched for "\r\n\r\n"
+  std::uint64_t body_left = 0;  // body bytes of the current /bytes/N still to queue
   unsigned writes_in_flight = 0;
   bool reading = false;
-  bool peer_eof = false;      // client half-closed: answer what we have, then close
-  bool close_after = false;   // close once every queued write has completed
+  bool peer_eof = false;     // client half-closed: answer what we have, then close
+  bool close_after = false;  // close once every queued write has completed
   bool closing = false;
 };
 
 struct WriteReq {
   uv_write_t req{};
   Conn* conn = nullptr;
-  std::string owned; // storage for a dynamic head, when there is one
+  std::string owned;  // storage for a dynamic head, when there is one
 };
 
 struct Worker {
@@ -104,7 +106,7 @@ struct Worker {
   uv_async_t stop{};
   int listen_fd = -1;
   int backlog = 4096;
-  std::vector<uv_buf_t> batch; // scratch for batching pipelined static responses
+  std::vector<uv_buf_t> batch;  // scratch for batching pipelined static responses
   std::uint64_t requests = 0;
   std::uint64_t connections = 0;
   std::uint64_t body_bytes = 0;
@@ -313,8 +315,9 @@ bool answer_requests(Conn* c) {
     }
     if (r.bytes) {
       flush_batch(c);
-      std::string head = "HTTP/1.1 200 OK\r\nServer: tandem-bench\r\n"
-                         "Content-Type: application/octet-stream\r\nContent-Length: ";
+      std::string head =
+          "HTTP/1.1 200 OK\r\nServer: tandem-bench\r\n"
+          "Content-Type: application/octet-stream\r\nContent-Length: ";
       head += std::to_string(r.n);
       head += "\r\n";
       if (!r.keep_alive) {
@@ -527,7 +530,7 @@ bool parse_int(const char* s, int lo, int hi, int& out) {
   return true;
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
   Options opt;

@@ -78,16 +78,16 @@ struct CheckInfo {
 // What the last replication-aware MySQL check saw on a server (SHOW REPLICA/SLAVE STATUS,
 // @@read_only, GTID positions). Guarded by Server::check_mutex like CheckInfo.
 struct ReplicationInfo {
-  bool known = false;         // a replication check has completed at least once
-  bool is_replica = false;    // replication is configured on this server
+  bool known = false;       // a replication check has completed at least once
+  bool is_replica = false;  // replication is configured on this server
   bool read_only = false;
   bool io_running = false;    // Slave_IO_Running / Replica_IO_Running = Yes
   bool sql_running = false;   // Slave_SQL_Running / Replica_SQL_Running = Yes
   int64_t lag_seconds = -1;   // Seconds_Behind_Master (or _Source); -1: NULL or unknown
   std::string last_io_error;  // "Error 2003 ..." as the server reports it; empty: none
   std::string last_sql_error;
-  std::string gtid_executed;  // @@gtid_current_pos (MariaDB) or @@gtid_executed (MySQL)
-  std::string gtid_received;  // Gtid_IO_Pos (MariaDB) or Retrieved_Gtid_Set (MySQL)
+  std::string gtid_executed;          // @@gtid_current_pos (MariaDB) or @@gtid_executed (MySQL)
+  std::string gtid_received;          // Gtid_IO_Pos (MariaDB) or Retrieved_Gtid_Set (MySQL)
   bool applied_all_received = false;  // positions compared equal (or both empty)
 };
 
@@ -117,12 +117,12 @@ class Server {
   Counters counters;
 
   mutable std::mutex check_mutex;
-  CheckInfo check_info;     // guarded by check_mutex
+  CheckInfo check_info;         // guarded by check_mutex
   ReplicationInfo replication;  // guarded by check_mutex
 
   // Replication facts the workers read without the mutex (reader balancing).
-  std::atomic<int64_t> lag_ms{-1};                // -1: unknown
-  std::atomic<bool> replication_broken{false};    // a replica thread stopped with an error
+  std::atomic<int64_t> lag_ms{-1};              // -1: unknown
+  std::atomic<bool> replication_broken{false};  // a replica thread stopped with an error
   // role = "reader": replicating and within max_lag, so it may take reads. Written by the
   // control thread (WriterElection), read by the balancer.
   std::atomic<bool> reads_ok{true};
@@ -192,7 +192,8 @@ class Frontend {
 };
 
 // Helpers for MySQL roles, where one database appears in a writer and a reader backend.
-Server* findSameAddress(const Backend& in, const Backend& like);   // any server of `in` also in `like`
+Server* findSameAddress(const Backend& in,
+                        const Backend& like);  // any server of `in` also in `like`
 Server* serverAtSameAddress(const Backend& in, const Server& like);  // `like`'s twin in `in`
 
 // Everything built from one Config. Lives as long as the process; workers and checks hold

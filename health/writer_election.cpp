@@ -14,7 +14,9 @@ namespace election {
 
 namespace {
 
-int usableCount(const Backend& backend) { return backend.usableActive() + backend.usableBackup(); }
+int usableCount(const Backend& backend) {
+  return backend.usableActive() + backend.usableBackup();
+}
 
 ReplicationInfo replicationOf(const Server& s) {
   std::lock_guard<std::mutex> lock(s.check_mutex);
@@ -50,11 +52,12 @@ Server* bestCandidate(const Backend& backend, const Server* current) {
       continue;
     }
     ReplicationInfo info = replicationOf(*s);
-    auto lag = [](const ReplicationInfo& r) { return r.lag_seconds < 0 ? INT64_MAX : r.lag_seconds; };
-    bool better = best == nullptr ||
-                  (info.applied_all_received && !best_info.applied_all_received) ||
-                  (info.applied_all_received == best_info.applied_all_received &&
-                   lag(info) < lag(best_info));
+    auto lag = [](const ReplicationInfo& r) {
+      return r.lag_seconds < 0 ? INT64_MAX : r.lag_seconds;
+    };
+    bool better =
+        best == nullptr || (info.applied_all_received && !best_info.applied_all_received) ||
+        (info.applied_all_received == best_info.applied_all_received && lag(info) < lag(best_info));
     if (better) {
       best = s.get();
       best_info = info;
@@ -98,7 +101,9 @@ void WriterElection::start() {
   uv_timer_start(timer_.get(), &WriterElection::onTimer, kEvaluateEveryMs, kEvaluateEveryMs);
 }
 
-void WriterElection::stop() { timer_.close(); }
+void WriterElection::stop() {
+  timer_.close();
+}
 
 void WriterElection::onTimer(uv_timer_t* timer) {
   static_cast<WriterElection*>(timer->data)->evaluate();
@@ -156,8 +161,7 @@ void WriterElection::evaluateWriter(Backend& backend, uint64_t now) {
     }
     return;
   }
-  moveWriter(backend, next,
-             writer == nullptr ? std::string("no writer") : downReason(*writer));
+  moveWriter(backend, next, writer == nullptr ? std::string("no writer") : downReason(*writer));
 }
 
 // failback = "auto": the first server takes the role back once it has been usable and caught
@@ -189,8 +193,7 @@ void WriterElection::evaluateReaders(Backend& backend) {
     bool ok = election::readsOk(*s, backend.cfg().max_lag);
     bool was = s->reads_ok.exchange(ok);
     if (ok != was) {
-      TLOG_NOTICE("server %s %s the reader pool", s->fullName().c_str(),
-                  ok ? "rejoins" : "leaves");
+      TLOG_NOTICE("server %s %s the reader pool", s->fullName().c_str(), ok ? "rejoins" : "leaves");
     }
   }
 }
@@ -217,7 +220,7 @@ void WriterElection::watchReplication(Server& server) {
 
 std::string WriterElection::downReason(const Server& s) const {
   std::lock_guard<std::mutex> lock(s.check_mutex);
-  const char* state = !s.up.load()                          ? "DOWN"
+  const char* state = !s.up.load()                           ? "DOWN"
                       : s.admin.load() == AdminState::kMaint ? "in maintenance"
                                                              : "draining";
   std::string why = s.name() + " is " + state;

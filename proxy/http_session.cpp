@@ -30,7 +30,9 @@ HttpParser::Limits requestLimits(const FrontendConfig& cfg) {
   return limits;
 }
 
-bool hasBody(const HttpHead& head) { return head.chunked || head.content_length > 0; }
+bool hasBody(const HttpHead& head) {
+  return head.chunked || head.content_length > 0;
+}
 
 }  // namespace
 
@@ -62,7 +64,9 @@ HttpSession::HttpSession(Worker& worker, Frontend& frontend,
   worker_.addSession(this);
 }
 
-HttpSession::~HttpSession() { worker_.removeSession(this, frontend_); }
+HttpSession::~HttpSession() {
+  worker_.removeSession(this, frontend_);
+}
 
 void HttpSession::start() {
   accept_date_ = std::chrono::system_clock::now();
@@ -248,9 +252,8 @@ void HttpSession::updateClientReading() {
     return;
   }
   if (want) {
-    client_.reading =
-        uv_read_start(client_tcp_->stream(), &HttpSession::onAlloc, &HttpSession::onClientRead) ==
-        0;
+    client_.reading = uv_read_start(client_tcp_->stream(), &HttpSession::onAlloc,
+                                    &HttpSession::onClientRead) == 0;
   } else {
     uv_read_stop(client_tcp_->stream());
     client_.reading = false;
@@ -393,9 +396,9 @@ void HttpSession::connectUpstream() {
   attachUpstream(conn);
   conn->owner = this;
   conn->connect_req.data = conn;
-  int rc = uv_tcp_connect(&conn->connect_req, conn->tcp.get(),
-                          reinterpret_cast<const sockaddr*>(&server_->addr()),
-                          &HttpSession::onConnect);
+  int rc =
+      uv_tcp_connect(&conn->connect_req, conn->tcp.get(),
+                     reinterpret_cast<const sockaddr*>(&server_->addr()), &HttpSession::onConnect);
   if (rc != 0) {
     retryOrFail(uv_strerror(rc), true);
     return;
@@ -682,8 +685,7 @@ void HttpSession::onServerEof(int status) {
     return;
   }
   if (!response_started_) {
-    retryOrFail(status == UV_EOF ? "connection closed before the response"
-                                 : uv_strerror(status),
+    retryOrFail(status == UV_EOF ? "connection closed before the response" : uv_strerror(status),
                 false);
     return;
   }
@@ -710,7 +712,8 @@ void HttpSession::updateServerReading() {
   if (up_ == nullptr || !up_->tcp.isOpen()) {
     return;
   }
-  bool want = (phase_ == Phase::kExchange || phase_ == Phase::kTunnel) && client_.queued < kHighWater;
+  bool want =
+      (phase_ == Phase::kExchange || phase_ == Phase::kTunnel) && client_.queued < kHighWater;
   if (want == server_side_.reading) {
     return;
   }
@@ -733,7 +736,8 @@ void HttpSession::onResponseEnd() {
                      static_cast<int64_t>(t_connected_ - t_assigned_), samples);
   if (server != nullptr) {
     server->counters.countResponse(status_);
-    Counters::addTimer(server->counters.avg_response_ms, static_cast<int64_t>(t_response_ - t_connected_),
+    Counters::addTimer(server->counters.avg_response_ms,
+                       static_cast<int64_t>(t_response_ - t_connected_),
                        server->counters.http_requests.load(std::memory_order_relaxed));
   }
   backend_.counters.countResponse(status_);
@@ -966,7 +970,9 @@ void HttpSession::armTimer(uint64_t ms) {
   }
 }
 
-void HttpSession::onTimer(uv_timer_t* timer) { static_cast<HttpSession*>(timer->data)->onTimeout(); }
+void HttpSession::onTimer(uv_timer_t* timer) {
+  static_cast<HttpSession*>(timer->data)->onTimeout();
+}
 
 void HttpSession::onTimeout() {
   uint64_t now = uv_now(worker_.loop());
@@ -1018,8 +1024,7 @@ void HttpSession::onExchangeTimeout(uint64_t now) {
     close();
     return;
   }
-  uint64_t deadline =
-      client_matters ? std::min(server_deadline, client_deadline) : server_deadline;
+  uint64_t deadline = client_matters ? std::min(server_deadline, client_deadline) : server_deadline;
   armTimer(deadline - now);
 }
 

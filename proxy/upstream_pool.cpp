@@ -11,7 +11,9 @@ char g_discard[256];
 
 }  // namespace
 
-UpstreamPool::~UpstreamPool() { closeAll(); }
+UpstreamPool::~UpstreamPool() {
+  closeAll();
+}
 
 UpstreamConn* UpstreamPool::take(Server* server) {
   auto it = idle_.find(server);
@@ -72,6 +74,10 @@ void UpstreamPool::remove(UpstreamConn* conn) {
 
 void UpstreamPool::sweep(uint64_t now) {
   for (auto& [server, list] : idle_) {
+    // The list grows at the back, so its front is the oldest: usually nothing to do.
+    if (list.empty() || now - list.front()->idle_since <= kMaxIdleMs) {
+      continue;
+    }
     std::vector<UpstreamConn*> kept;
     for (UpstreamConn* conn : list) {
       if (now - conn->idle_since > kMaxIdleMs) {

@@ -26,10 +26,10 @@ struct UpstreamConn {
   UvHandle<uv_tcp_t> tcp;
   uv_connect_t connect_req{};
   Server* server = nullptr;
-  uint32_t epoch = 0;       // server->shutdown_epoch when connected
-  uint64_t idle_since = 0;  // uv_now() when given to the pool
-  uint64_t requests = 0;    // requests sent over it so far
-  bool abandoned = false;   // its owner gave up on it: ignore its callbacks
+  uint32_t epoch = 0;               // server->shutdown_epoch when connected
+  uint64_t idle_since = 0;          // uv_now() when given to the pool
+  uint64_t requests = 0;            // requests sent over it so far
+  bool abandoned = false;           // its owner gave up on it: ignore its callbacks
   UpstreamPool* idle_in = nullptr;  // the pool holding it while idle
   void* owner = nullptr;            // the session using it (for its connect callback)
 };

@@ -224,8 +224,8 @@ TEST_F(FailoverTest, ConsecutiveConnectFailuresMarkTheServerDown) {
   s1.stop();
   std::vector<std::string> names = askNames(spec.frontendPort(), 12);
   EXPECT_EQ(countOf(names, "s2"), 12) << "every client answered by the live server";
-  EXPECT_TRUE(tandem().waitForLog(
-      "server be/s1 is DOWN, reason: 3 consecutive connection failures", kStateTimeout, mark))
+  EXPECT_TRUE(tandem().waitForLog("server be/s1 is DOWN, reason: 3 consecutive connection failures",
+                                  kStateTimeout, mark))
       << tandem().log();
 }
 

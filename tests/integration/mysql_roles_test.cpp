@@ -39,8 +39,8 @@ std::string checkTable() {
 std::string serverBlocks(const MariaDbPair& pair) {
   std::string out;
   for (int i = 1; i <= 2; ++i) {
-    out += "[[backend.server]]\nname = \"db" + std::to_string(i) + "\"\naddress = \"127.0.0.1:" +
-           std::to_string(pair.port(i)) + "\"\n";
+    out += "[[backend.server]]\nname = \"db" + std::to_string(i) +
+           "\"\naddress = \"127.0.0.1:" + std::to_string(pair.port(i)) + "\"\n";
   }
   return out;
 }
@@ -56,9 +56,8 @@ std::string rolesToml(const MariaDbPair& pair, const RolesConfig& c, const std::
          std::to_string(c.read_port) +
          "\"\nbackend = \"db-read\"\n"
          "[[backend]]\nname = \"db\"\nrole = \"writer\"\nfailback = \"" +
-         c.failback +
-         "\"\nfailback_after = \"2s\"\non_marked_down = \"shutdown-sessions\"\n" + checkTable() +
-         serverBlocks(pair) + c.extra_servers +
+         c.failback + "\"\nfailback_after = \"2s\"\non_marked_down = \"shutdown-sessions\"\n" +
+         checkTable() + serverBlocks(pair) + c.extra_servers +
          "[[backend]]\nname = \"db-read\"\nrole = \"reader\"\nbalance = \"roundrobin\"\n"
          "max_lag = \"2s\"\n" +
          checkTable() + serverBlocks(pair);
@@ -84,8 +83,8 @@ class MysqlRolesTest : public testing::Test {
   }
 
   SqlResult write(const std::string& sql) {
-    return MariaDbPair::tcpSql(config_.write_port, MariaDbPair::kAppUser,
-                               MariaDbPair::kAppPassword, sql, MariaDbPair::kAppDatabase);
+    return MariaDbPair::tcpSql(config_.write_port, MariaDbPair::kAppUser, MariaDbPair::kAppPassword,
+                               sql, MariaDbPair::kAppDatabase);
   }
   // @@server_id of the server a new writer (or reader) connection reaches; "" on failure.
   std::string serverIdVia(uint16_t port) {
@@ -110,8 +109,9 @@ class MysqlRolesTest : public testing::Test {
 SharedMariaDbPair MysqlRolesTest::shared_;
 
 TEST_F(MysqlRolesTest, WritesLandOnTheFirstMasterOnly) {
-  pair().sql(1, "CREATE TABLE IF NOT EXISTS app.w1 (id INT PRIMARY KEY, sid INT); "
-                "DELETE FROM app.w1");
+  pair().sql(1,
+             "CREATE TABLE IF NOT EXISTS app.w1 (id INT PRIMARY KEY, sid INT); "
+             "DELETE FROM app.w1");
   ASSERT_TRUE(pair().waitCaughtUp(kReplicationTimeout));
   ASSERT_NO_FATAL_FAILURE(startTandem(RolesConfig{}));
   for (int i = 1; i <= 20; ++i) {
@@ -120,8 +120,7 @@ TEST_F(MysqlRolesTest, WritesLandOnTheFirstMasterOnly) {
   }
   EXPECT_EQ(pair().value(1, "SELECT COUNT(*) FROM app.w1 WHERE sid = 1"), "20");
   EXPECT_EQ(pair().value(1, "SELECT COUNT(*) FROM app.w1 WHERE sid <> 1"), "0");
-  EXPECT_NE(tandem_->log().find("backend db: writer is db1"), std::string::npos)
-      << tandem_->log();
+  EXPECT_NE(tandem_->log().find("backend db: writer is db1"), std::string::npos) << tandem_->log();
 }
 
 // A client inserts rows with unique ids, one connection each, through the writer frontend;
@@ -129,7 +128,8 @@ TEST_F(MysqlRolesTest, WritesLandOnTheFirstMasterOnly) {
 // a check, and every insert the client saw acknowledged is on db2 (semi-sync AFTER_SYNC).
 // Then db1 comes back and catches up, and new connections stay on db2 (manual failback).
 TEST_F(MysqlRolesTest, KilledWriterFailsOverWithoutLosingAcknowledgedWrites) {
-  pair().sql(1, "CREATE TABLE IF NOT EXISTS app.f (id INT PRIMARY KEY, sid INT); DELETE FROM app.f");
+  pair().sql(1,
+             "CREATE TABLE IF NOT EXISTS app.f (id INT PRIMARY KEY, sid INT); DELETE FROM app.f");
   ASSERT_TRUE(pair().waitCaughtUp(kReplicationTimeout));
   ASSERT_NO_FATAL_FAILURE(startTandem(RolesConfig{}));
 
@@ -151,7 +151,8 @@ TEST_F(MysqlRolesTest, KilledWriterFailsOverWithoutLosingAcknowledgedWrites) {
   });
   Clock::time_point end = Clock::now() + milliseconds(9000);
   for (int id = 1; Clock::now() < end; ++id) {
-    SqlResult r = write("INSERT INTO f VALUES (" + std::to_string(id) + ", @@server_id); "
+    SqlResult r = write("INSERT INTO f VALUES (" + std::to_string(id) +
+                        ", @@server_id); "
                         "SELECT @@server_id");
     if (!r.ok) {
       continue;  // refused or cut during the failover: not acknowledged, retried by id+1
@@ -205,8 +206,8 @@ TEST_F(MysqlRolesTest, AutoFailbackReturnsOnceTheOldWriterCaughtUp) {
   EXPECT_EQ(serverIdVia(c.write_port), "2");
   pair().restart(1);
   ASSERT_TRUE(pair().waitCaughtUp(kReplicationTimeout)) << pair().describe();
-  EXPECT_TRUE(tandem_->waitForLog("writer moves from db2 to db1, reason: failback", kStateTimeout,
-                                  mark))
+  EXPECT_TRUE(
+      tandem_->waitForLog("writer moves from db2 to db1, reason: failback", kStateTimeout, mark))
       << tandem_->log();
   EXPECT_EQ(serverIdVia(c.write_port), "1");
 }
@@ -222,8 +223,8 @@ TEST_F(MysqlRolesTest, PausedReplicaLeavesTheReaderPoolUntilItCatchesUp) {
       << tandem_->log();
   EXPECT_EQ(readerIds(8), (std::set<std::string>{"1"}));
   pair().startSqlThread(2);
-  ASSERT_TRUE(tandem_->waitForLog("server db-read/db2 rejoins the reader pool", kStateTimeout,
-                                  mark))
+  ASSERT_TRUE(
+      tandem_->waitForLog("server db-read/db2 rejoins the reader pool", kStateTimeout, mark))
       << tandem_->log();
   EXPECT_EQ(readerIds(8), (std::set<std::string>{"1", "2"}));
 }
@@ -240,8 +241,8 @@ TEST_F(MysqlRolesTest, BrokenReplicationIsReportedAndKeptOutOfReads) {
   ASSERT_TRUE(tandem_->waitForLog("server db-read/db2 replication is broken", kStateTimeout, mark))
       << tandem_->log();
   EXPECT_TRUE(tandem_->waitForLog("1062", kStateTimeout, mark)) << tandem_->log();
-  EXPECT_TRUE(tandem_->waitForLog("server db-read/db2 leaves the reader pool", kStateTimeout,
-                                  mark));
+  EXPECT_TRUE(
+      tandem_->waitForLog("server db-read/db2 leaves the reader pool", kStateTimeout, mark));
   EXPECT_EQ(readerIds(8), (std::set<std::string>{"1"}));
   EXPECT_EQ(tandem_->log().find("server db-read/db2 is DOWN", mark), std::string::npos)
       << "broken replication is reported, not a DOWN";
