@@ -155,9 +155,32 @@ struct FrontendConfig {
   int line = 0;
 };
 
+// One basic-auth account of [admin] users ("name:password" in the file).
+struct AdminUser {
+  std::string name;
+  std::string password;
+};
+
+// [admin]: the admin HTTP listener (page, /stats;csv, /stats.json, /metrics, actions) and
+// the runtime UNIX socket. Absent table: neither runs.
+struct AdminConfig {
+  bool enabled = false;  // an [admin] table is present
+  // Where the admin HTTP listener binds; "" in the file disables it (socket only).
+  std::optional<HostPort> listen = HostPort{"127.0.0.1", 8081};
+  std::string socket;  // the runtime API's UNIX socket path; empty: no socket
+  // Actions over HTTP need `Authorization: Bearer TOKEN` (token or token_file) or the basic
+  // credentials of one of `users`. Neither set: HTTP actions are refused (403).
+  std::string token;
+  std::vector<AdminUser> users;
+  bool read_auth = false;         // the read-only views need credentials too
+  Millis refresh = Millis(2000);  // the page's update interval
+  int line = 0;
+};
+
 struct Config {
   std::string path;
   GlobalConfig global;
+  AdminConfig admin;
   DefaultsConfig defaults;
   std::vector<FrontendConfig> frontends;
   std::vector<BackendConfig> backends;

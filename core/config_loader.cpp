@@ -577,13 +577,15 @@ void readStateFile(const ConfigTable& t, std::string* out) {
 class Loader {
  public:
   Loader(const toml::table& root, const std::string& file)
-      : file_(file), root_(root, file, "", {"global", "defaults", "backend", "frontend"}) {}
+      : file_(file),
+        root_(root, file, "", {"global", "defaults", "admin", "backend", "frontend"}) {}
 
   Config load();
 
  private:
   void loadGlobal();
   void loadDefaults();
+  void loadAdmin();
   void loadBackends();
   BackendConfig loadBackend(const toml::table& table, size_t index);
   std::optional<CheckConfig> loadCheck(const ConfigTable& backend);
@@ -611,6 +613,7 @@ Config Loader::load() {
   root_.rejectUnknownKeys();
   loadGlobal();
   loadDefaults();
+  loadAdmin();
   loadBackends();
   loadFrontends();
   config_.path = file_;
@@ -651,6 +654,98 @@ void Loader::loadDefaults() {
   t.readPositiveDuration("timeout_server", &defaults.timeout_server);
   t.readInt("retries", 0, 100, &defaults.retries);
   readHttpLimits(t, defaults);
+}
+
+// [admin] users: "name:password" strings, as HAProxy's `stats auth`.
+void readAdminUsers(const ConfigTable& t, std::vector<AdminUser>* out) {
+  const toml::node* node = t.find("users");
+  if (node == nullptr) {
+    return;
+  }
+  const toml::array* array = node->as_array();
+  if (array == nullptr) {
+    t.failWrongType("users", *node, "an array of \"name:password\" strings");
+  }
+  for (const toml::node& element : *array) {
+    if (!element.is_string()) {
+      t.failWrongType("users", element, "a \"name:password\" string");
+    }
+    const std::string& text = element.as_string()->get();
+    size_t colon = text.find(':');
+    if (colon == std::string::npos || colon == 0) {
+      t.fail("users", element, "expected \"name:password\", found " + quoted(text));
+    }
+    AdminUser user{text.substr(0, colon), text.substr(colon + 1)};
+    for (const AdminUser& earlier : *out) {
+      if (earlier.name == user.name) {
+        t.fail("users", element, "duplicate user " + quoted(user.name));
+      }
+    }
+    out->push_back(std::move(user));
+  }
+}
+
+void Loader::loadAdmin() {
+  const toml::table* table = findTable(root_, "admin");
+  if (table == nullptr) {
+    return;
+  }
+  ConfigTable t(*table, file_, "admin",
+                {"listen", "socket", "token", "token_file", "users", "read_auth", "refresh"});
+  t.rejectUnknownKeys();
+  AdminConfig& admin = config_.admin;
+  admin.enabled = true;
+  admin.line = t.line();
+  if (const toml::node* listen = t.find("listen")) {
+    if (listen->is_string() && listen->as_string()->get().empty()) {
+      admin.listen.reset();
+    } else {
+      admin.listen = readAddress(t, "listen", *listen);
+    }
+  }
+  if (t.readString("socket", &admin.socket) && admin.socket.empty()) {
+    t.fail("socket", t.require("socket"), "expected a socket path, found an empty string");
+  }
+  const toml::node* token = t.find("token");
+  const toml::node* token_file = t.find("token_file");
+  if (token != nullptr && token_file != nullptr) {
+    t.fail("token_file", *token_file, "give token or token_file, not both");
+  }
+  if (token != nullptr) {
+    t.readString("token", &admin.token);
+    if (admin.token.empty()) {
+      t.fail("token", *token, "expected a token, found an empty string");
+    }
+  }
+  if (token_file != nullptr) {
+    std::string path;
+    t.readString("token_file", &path);
+    if (path.empty()) {
+      t.fail("token_file", *token_file, "expected a file path, found an empty string");
+    }
+    int err = readSecretFile(path, &admin.token);
+    if (err != 0) {
+      t.fail("token_file", *token_file, quoted(path) + ": " + strerror(err));
+    }
+    stripTrailingNewline(&admin.token);
+    if (admin.token.empty()) {
+      t.fail("token_file", *token_file, quoted(path) + " is empty");
+    }
+  }
+  readAdminUsers(t, &admin.users);
+  t.readBool("read_auth", &admin.read_auth);
+  if (admin.read_auth && admin.token.empty() && admin.users.empty()) {
+    t.fail("read_auth", t.require("read_auth"), "needs token, token_file or users");
+  }
+  t.readPositiveDuration("refresh", &admin.refresh);
+  if (admin.refresh < Millis(200)) {
+    t.fail("refresh", t.require("refresh"), "must be at least 200ms");
+  }
+  if (admin.listen) {
+    const toml::node* listen = t.find("listen");
+    listens_.try_emplace(admin.listen->str(),
+                         ListenUse{"admin", listen != nullptr ? lineOf(*listen) : t.line()});
+  }
 }
 
 void Loader::loadBackends() {

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdio>
 #include <ctime>
+#include <deque>
 #include <mutex>
 
 namespace tandem {
@@ -13,6 +14,10 @@ namespace {
 
 std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
 std::mutex g_write_mutex;
+
+// Guarded by g_write_mutex.
+std::deque<LogRecord> g_ring;
+uint64_t g_seq = 0;
 
 constexpr const char* kNames[] = {"debug", "info", "notice", "warning", "error"};
 
@@ -60,6 +65,22 @@ void logf(LogLevel level, const char* fmt, ...) {
   std::lock_guard<std::mutex> lock(g_write_mutex);
   fwrite(line, 1, len + 1, stderr);
   fflush(stderr);
+  if (g_ring.size() == kLogRingSize) {
+    g_ring.pop_front();
+  }
+  g_ring.push_back(LogRecord{++g_seq, static_cast<int64_t>(tv.tv_sec) * 1000 + tv.tv_usec / 1000,
+                             level, std::string(line + n, len - n)});
+}
+
+std::vector<LogRecord> recentLogRecords(uint64_t after, size_t max) {
+  std::lock_guard<std::mutex> lock(g_write_mutex);
+  std::vector<LogRecord> out;
+  size_t first = g_ring.size();
+  while (first > 0 && g_ring[first - 1].seq > after && g_ring.size() - first < max) {
+    --first;
+  }
+  out.assign(g_ring.begin() + static_cast<std::ptrdiff_t>(first), g_ring.end());
+  return out;
 }
 
 }  // namespace tandem

@@ -7,9 +7,11 @@
 #pragma once
 
 #include <cstdarg>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace tandem {
 
@@ -23,6 +25,19 @@ bool logEnabled(LogLevel level);
 
 // printf-style; the line gets its timestamp, level and trailing newline here.
 void logf(LogLevel level, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+
+// The most recent lines (kLogRingSize), kept in memory for the admin interface's log view.
+// Every line written to stderr is kept; seq numbers them from 1 so that a reader can ask
+// for what came after the last line it saw.
+struct LogRecord {
+  uint64_t seq = 0;
+  int64_t time_ms = 0;  // wall clock, ms since the epoch
+  LogLevel level = LogLevel::kInfo;
+  std::string text;  // the message, without timestamp, level or newline
+};
+constexpr size_t kLogRingSize = 1000;
+// Lines with seq > after, oldest first, at most `max` of them (the newest ones). Thread-safe.
+std::vector<LogRecord> recentLogRecords(uint64_t after, size_t max);
 
 #define TLOG_DEBUG(...) ::tandem::logf(::tandem::LogLevel::kDebug, __VA_ARGS__)
 #define TLOG_INFO(...) ::tandem::logf(::tandem::LogLevel::kInfo, __VA_ARGS__)

@@ -6,6 +6,30 @@
 
 namespace tandem {
 
+void LatencyHistogram::add(int64_t ms) {
+  if (ms < 0) {
+    ms = 0;
+  }
+  size_t i = 0;
+  while (i + 1 < kBuckets && ms > kBoundsMs[i]) {
+    ++i;
+  }
+  counts[i].fetch_add(1, std::memory_order_relaxed);
+  sum_ms.fetch_add(static_cast<uint64_t>(ms), std::memory_order_relaxed);
+}
+
+const char* adminStateName(AdminState state) {
+  switch (state) {
+    case AdminState::kReady:
+      return "READY";
+    case AdminState::kDrain:
+      return "DRAIN";
+    case AdminState::kMaint:
+      return "MAINT";
+  }
+  return "READY";
+}
+
 void Counters::onOpen() {
   int64_t now = cur_conns.fetch_add(1, std::memory_order_relaxed) + 1;
   total_conns.fetch_add(1, std::memory_order_relaxed);

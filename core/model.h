@@ -60,6 +60,19 @@ struct Counters {
   void onClose() { cur_conns.fetch_sub(1, std::memory_order_relaxed); }
 };
 
+// A latency distribution in fixed buckets (upper bounds in ms, the last one +Inf), for the
+// per-server histograms in /metrics. Lock-free: workers add with relaxed atomics; a reader
+// may see a sample in a bucket before it shows in sum_ms (harmless for display).
+struct LatencyHistogram {
+  static constexpr int64_t kBoundsMs[] = {1,   2,   5,    10,   25,   50,   100,
+                                          250, 500, 1000, 2500, 5000, 10000};
+  static constexpr size_t kBuckets = sizeof(kBoundsMs) / sizeof(kBoundsMs[0]) + 1;  // + +Inf
+  std::atomic<uint64_t> counts[kBuckets] = {};  // per bucket, not cumulative
+  std::atomic<uint64_t> sum_ms{0};
+
+  void add(int64_t ms);
+};
+
 // The latest facts about a server's health checks, for logs and the admin interface.
 // Written by the control thread under CheckInfo::mutex; read by whoever displays it.
 struct CheckInfo {
@@ -115,6 +128,8 @@ class Server {
   // Passive checks: consecutive failures seen on real traffic (reset by a success).
   std::atomic<int> consecutive_errors{0};
   Counters counters;
+  // HTTP: the server's response time (connected to response head); TCP: the connect time.
+  LatencyHistogram latency;
 
   mutable std::mutex check_mutex;
   CheckInfo check_info;         // guarded by check_mutex
@@ -190,6 +205,8 @@ class Frontend {
   FrontendConfig cfg_;
   Backend* backend_;
 };
+
+const char* adminStateName(AdminState state);  // "READY", "DRAIN", "MAINT"
 
 // Helpers for MySQL roles, where one database appears in a writer and a reader backend.
 Server* findSameAddress(const Backend& in,

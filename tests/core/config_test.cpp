@@ -307,8 +307,9 @@ TEST(ConfigTest, ErrorTextIsFileLineKeyMessage) {
 }
 
 TEST(ConfigTest, UnknownKey) {
-  expectErrorBeforeTail("[admin]\nlisten = \":8081\"\n", 1, "admin",
-                        "unknown key (expected one of: global, defaults, backend, frontend)");
+  expectErrorBeforeTail("[admn]\nlisten = \":8081\"\n", 1, "admn",
+                        "unknown key (expected one of: global, defaults, admin, backend, "
+                        "frontend)");
   expectErrorBeforeTail("[global]\nthread = 4\n", 2, "global.thread", "unknown key");
   expectErrorBeforeTail("[defaults]\ntimeout = \"1s\"\n", 2, "defaults.timeout", "unknown key");
   expectErrorBeforeTail(
