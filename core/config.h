@@ -58,6 +58,13 @@ struct GlobalConfig {
   // Where the elected database writers are remembered across restarts (HAProxy's
   // server-state-file); empty: not remembered.
   std::string state_file;
+  // How often server host names are looked up again (container addresses change when a
+  // container is re-created). 0: each name is looked up until it has resolved once, then
+  // never again.
+  Millis dns_refresh = Millis(10000);
+  // A hosts(5) file that Tandem reads at every lookup round and consults before the system
+  // resolver; empty: the system resolver only.
+  std::string hosts_file;
 };
 
 struct DefaultsConfig {
@@ -136,6 +143,9 @@ struct BackendConfig {
   Millis failback_after = Millis(60000);  // auto failback: old writer UP and caught up this long
   Millis max_lag = Millis(10000);
   bool allow_broken_replica_failover = false;
+  // role = "writer": Tandem keeps @@read_only itself, OFF on the elected writer and ON on
+  // every other server, through the check's user (which then needs READ_ONLY ADMIN).
+  bool manage_read_only = false;
   std::vector<ServerConfig> servers;
   int line = 0;
 };

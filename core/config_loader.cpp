@@ -507,8 +507,12 @@ void readMysqlCheck(const ConfigTable& t, CheckConfig& check) {
 }
 
 // The keys of the MySQL roles, in the order they are checked against the backend.
-constexpr std::string_view kRoleKeys[] = {"role", "failback", "failback_after", "max_lag",
-                                          "allow_broken_replica_failover"};
+constexpr std::string_view kRoleKeys[] = {"role",
+                                          "failback",
+                                          "failback_after",
+                                          "max_lag",
+                                          "allow_broken_replica_failover",
+                                          "manage_read_only"};
 
 std::string describeRole(Role role) {
   return role == Role::kNone ? "this backend has no role"
@@ -544,6 +548,7 @@ void readRoleKeys(const ConfigTable& t, BackendConfig& backend) {
   t.readDuration("failback_after", &backend.failback_after);
   t.readDuration("max_lag", &backend.max_lag);
   t.readBool("allow_broken_replica_failover", &backend.allow_broken_replica_failover);
+  t.readBool("manage_read_only", &backend.manage_read_only);
   requireRoleContext(t, backend);
   // Reads spread best by load: a reader without its own `balance` uses leastconn.
   if (backend.role == Role::kReader && t.find("balance") == nullptr) {
@@ -571,6 +576,23 @@ void requireMysqlCheckForRole(const ConfigTable& t, const BackendConfig& backend
 void readStateFile(const ConfigTable& t, std::string* out) {
   if (t.readString("state_file", out) && out->empty()) {
     t.fail("state_file", t.require("state_file"), "expected a file path, found an empty string");
+  }
+}
+
+// "0s" turns periodic lookups off; anything else is at least kMinDnsRefresh, so that a typo
+// such as "10ms" cannot flood the resolver. The hosts file is read at run time, not here:
+// `tandem --check` may run where the file is not mounted yet.
+constexpr Millis kMinDnsRefresh{100};
+
+void readDnsKeys(const ConfigTable& t, GlobalConfig* global) {
+  if (t.readDuration("dns_refresh", &global->dns_refresh) && global->dns_refresh.count() != 0 &&
+      global->dns_refresh < kMinDnsRefresh) {
+    t.fail("dns_refresh", t.require("dns_refresh"),
+           "must be \"0s\" (off) or at least " + formatDuration(kMinDnsRefresh) + ", found " +
+               formatDuration(global->dns_refresh));
+  }
+  if (t.readString("hosts_file", &global->hosts_file) && global->hosts_file.empty()) {
+    t.fail("hosts_file", t.require("hosts_file"), "expected a file path, found an empty string");
   }
 }
 
@@ -625,9 +647,9 @@ void Loader::loadGlobal() {
   if (table == nullptr) {
     return;
   }
-  ConfigTable t(
-      *table, file_, "global",
-      {"threads", "log_level", "hard_stop_after", "access_log", "log_format", "state_file"});
+  ConfigTable t(*table, file_, "global",
+                {"threads", "log_level", "hard_stop_after", "access_log", "log_format",
+                 "state_file", "dns_refresh", "hosts_file"});
   t.rejectUnknownKeys();
   GlobalConfig& global = config_.global;
   readThreads(t, &global.threads);
@@ -636,6 +658,7 @@ void Loader::loadGlobal() {
   readAccessLog(t, &global.access_log);
   t.readWord("log_format", kLogFormats, &global.log_format);
   readStateFile(t, &global.state_file);
+  readDnsKeys(t, &global);
 }
 
 void Loader::loadDefaults() {
@@ -759,10 +782,11 @@ void Loader::loadBackends() {
 }
 
 BackendConfig Loader::loadBackend(const toml::table& table, size_t index) {
-  ConfigTable t(table, file_, "backend[" + std::to_string(index) + "]",
-                {"name", "mode", "balance", "on_marked_down", "timeout_connect", "timeout_server",
-                 "retries", "cookie", "error_limit", "check", "server", "servers", "role",
-                 "failback", "failback_after", "max_lag", "allow_broken_replica_failover"});
+  ConfigTable t(
+      table, file_, "backend[" + std::to_string(index) + "]",
+      {"name", "mode", "balance", "on_marked_down", "timeout_connect", "timeout_server", "retries",
+       "cookie", "error_limit", "check", "server", "servers", "role", "failback", "failback_after",
+       "max_lag", "allow_broken_replica_failover", "manage_read_only"});
   BackendConfig backend;
   backend.line = t.line();
   backend.name = readName(t);
@@ -782,6 +806,10 @@ BackendConfig Loader::loadBackend(const toml::table& table, size_t index) {
   readRoleKeys(t, backend);
   backend.check = loadCheck(t);
   requireMysqlCheckForRole(t, backend);
+  if (backend.manage_read_only && backend.check->user.empty()) {
+    t.fail("manage_read_only", t.require("manage_read_only"),
+           "needs a check user (the check's user sets read_only; grant it READ_ONLY ADMIN)");
+  }
   loadServers(t, backend);
   return backend;
 }

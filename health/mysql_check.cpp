@@ -246,6 +246,27 @@ MysqlProbeOutcome converse(const MysqlProbeRequest& request) {
 
 }  // namespace
 
+std::string mysqlExecute(const std::string& host, unsigned port, const std::string& user,
+                         const std::string& password, unsigned timeout_s, const char* sql) {
+  MysqlProbeRequest request;
+  request.host = host;
+  request.port = port;
+  request.timeout_s = timeout_s;
+  Session session;
+  if (!session.connect(request, user.c_str(), password.c_str()) || !session.query(sql)) {
+    return "error " + std::to_string(session.error()) + ": " + session.errorText();
+  }
+  return "";
+}
+
+std::string numericHostOf(const sockaddr_storage& addr) {
+  return numericHost(addr);
+}
+
+unsigned portOfAddress(const sockaddr_storage& addr) {
+  return portOf(addr);
+}
+
 MysqlCheck::MysqlCheck(uv_loop_t* loop, Server& server, const CheckConfig& cfg,
                        TransitionFn on_transition, std::shared_ptr<BlockingPool> pool)
     : Check(loop, server, cfg, std::move(on_transition)),

@@ -108,4 +108,13 @@ class MysqlCheck final : public Check {
   std::shared_ptr<Ticket> ticket_;  // the latest conversation
 };
 
+// Runs one statement as `user` on a fresh connection and closes it: for the writer
+// election's read_only switch. Blocks (call it on a BlockingPool thread). Returns "" on
+// success, else "error NNNN: text".
+std::string mysqlExecute(const std::string& host, unsigned port, const std::string& user,
+                         const std::string& password, unsigned timeout_s, const char* sql);
+// The numeric host ("127.0.0.1"; empty without an address) and port of a server address.
+std::string numericHostOf(const sockaddr_storage& addr);
+unsigned portOfAddress(const sockaddr_storage& addr);
+
 }  // namespace tandem

@@ -80,7 +80,7 @@ bool readsOk(const Server& s, Millis max_lag) {
 }  // namespace election
 
 WriterElection::WriterElection(uv_loop_t* loop, Runtime& runtime)
-    : loop_(loop), runtime_(runtime) {}
+    : loop_(loop), runtime_(runtime), read_only_(loop, runtime) {}
 
 void WriterElection::start() {
   std::map<std::string, std::string> saved = loadState();
@@ -103,6 +103,7 @@ void WriterElection::start() {
 
 void WriterElection::stop() {
   timer_.close();
+  read_only_.stop();
 }
 
 void WriterElection::onTimer(uv_timer_t* timer) {
@@ -143,6 +144,7 @@ void WriterElection::evaluate() {
       evaluateReaders(*b);
     }
   }
+  read_only_.reconcile();
 }
 
 void WriterElection::evaluateWriter(Backend& backend, uint64_t now) {

@@ -14,6 +14,7 @@
 // A move is never undone by itself (failback = "manual"), is logged with its reason, and is
 // written to [global] state_file so that a restart of Tandem keeps the same writer.
 //
+// With manage_read_only, it also sets @@read_only to follow the role (ReadOnlyKeeper).
 // It also keeps Server::reads_ok for role = "reader" backends (replicating, within max_lag)
 // and logs when a server's replication breaks or recovers.
 #pragma once
@@ -27,6 +28,7 @@
 
 #include "core/model.h"
 #include "core/uv_handle.h"
+#include "health/read_only_keeper.h"
 
 namespace tandem {
 
@@ -79,6 +81,7 @@ class WriterElection {
   std::map<const Server*, uint64_t> caught_up_since_;  // auto failback: uv_now() ms
   std::map<const Server*, bool> was_broken_;
   std::map<const Backend*, bool> warned_no_candidate_;
+  ReadOnlyKeeper read_only_;  // manage_read_only backends
 };
 
 }  // namespace tandem

@@ -228,7 +228,7 @@ create_users() {
     CREATE USER 'repl'@'%' IDENTIFIED BY 'replpass';
     GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';
     CREATE USER 'monitor'@'%' IDENTIFIED BY 'monitorpass';
-    GRANT REPLICATION CLIENT, SLAVE MONITOR, BINLOG MONITOR, PROCESS ON *.* TO 'monitor'@'%';
+    GRANT REPLICATION CLIENT, SLAVE MONITOR, BINLOG MONITOR, PROCESS, READ_ONLY ADMIN ON *.* TO 'monitor'@'%';
     CREATE DATABASE app;
     CREATE USER 'app'@'%' IDENTIFIED BY 'apppass';
     GRANT ALL ON app.* TO 'app'@'%';"

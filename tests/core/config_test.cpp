@@ -1109,8 +1109,8 @@ TEST(ConfigTest, RoleKeysNeedTcpMode) {
 
 TEST(ConfigTest, RoleKeysNeedTheirRole) {
   std::string b = "[[backend]]\nname = \"b\"\n";
-  for (const char* k :
-       {"failback = \"auto\"", "failback_after = \"1m\"", "allow_broken_replica_failover = true"}) {
+  for (const char* k : {"failback = \"auto\"", "failback_after = \"1m\"",
+                        "allow_broken_replica_failover = true", "manage_read_only = true"}) {
     std::string name = std::string(k).substr(0, std::string(k).find(' '));
     expectErrorBeforeTail(b + k + "\n", 3, "backend[b]." + name,
                           "only for role = \"writer\" (this backend has no role)");
@@ -1130,6 +1130,18 @@ TEST(ConfigTest, RoleNeedsMysqlCheck) {
                         "(its check has type = \"tcp\")");
   expectErrorBeforeTail("[[backend]]\nname = \"b\"\nrole = \"reader\"\ncheck = {}\n", 3,
                         "backend[b].role", "role = \"reader\" needs a [backend.check]");
+}
+
+// manage_read_only sets read_only through the check's user, so it needs one.
+TEST(ConfigTest, ManageReadOnlyNeedsACheckUser) {
+  std::string b = "[[backend]]\nname = \"b\"\nrole = \"writer\"\nmanage_read_only = true\n";
+  expectErrorBeforeTail(b + "check = { type = \"mysql\" }\n", 4, "backend[b].manage_read_only",
+                        "needs a check user");
+  Config c = loadConfigString(b + "check = { type = \"mysql\", user = \"m\", password = \"p\" }\n" +
+                                  "servers = [{ name = \"s\", address = \"10.0.0.1:3306\" }]\n" +
+                                  kValidTail,
+                              "t.toml");
+  EXPECT_TRUE(c.backends[0].manage_read_only);
 }
 
 // The reference config shipped in deploy/ must stay loadable as the schema evolves.
@@ -1198,6 +1210,36 @@ TEST(ConfigTest, MysqlRolesAndReaderDefaultBalance) {
   EXPECT_EQ(reader.role, Role::kReader);
   EXPECT_EQ(reader.max_lag, Millis(5000));
   EXPECT_EQ(reader.balance, Balance::kLeastConn) << "readers default to leastconn";
+}
+
+// [global] dns_refresh and hosts_file (core/dns.h).
+TEST(ConfigTest, DnsKeys) {
+  Config defaults = loadConfigString(kValidTail, "t.toml");
+  EXPECT_EQ(defaults.global.dns_refresh, Millis(10000));
+  EXPECT_EQ(defaults.global.hosts_file, "");
+  Config c = loadConfigString(
+      std::string("[global]\ndns_refresh = \"200ms\"\nhosts_file = \"/etc/tandem/hosts\"\n") +
+          kValidTail,
+      "t.toml");
+  EXPECT_EQ(c.global.dns_refresh, Millis(200));
+  EXPECT_EQ(c.global.hosts_file, "/etc/tandem/hosts");
+  Config off = loadConfigString(std::string("[global]\ndns_refresh = \"0s\"\n") + kValidTail, "t");
+  EXPECT_EQ(off.global.dns_refresh, Millis(0));
+}
+
+TEST(ConfigTest, DnsKeyErrors) {
+  expectErrorBeforeTail("[global]\ndns_refresh = \"10ms\"\n", 2, "global.dns_refresh",
+                        "must be \"0s\" (off) or at least 100ms, found 10ms");
+  expectErrorBeforeTail("[global]\ndns_refresh = 10\n", 2, "global.dns_refresh",
+                        "expected a duration string");
+  expectErrorBeforeTail("[global]\nthreads = 1\ndns_refresh = \"soon\"\n", 3, "global.dns_refresh",
+                        "soon");
+  expectErrorBeforeTail("[global]\nhosts_file = \"\"\n", 2, "global.hosts_file",
+                        "expected a file path, found an empty string");
+  expectErrorBeforeTail("[global]\nhosts_file = [\"/etc/hosts\"]\n", 2, "global.hosts_file",
+                        "expected a string");
+  expectErrorBeforeTail("[global]\nhost_file = \"/etc/hosts\"\n", 2, "global.host_file",
+                        "unknown key");
 }
 
 }  // namespace

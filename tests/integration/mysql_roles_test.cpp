@@ -28,6 +28,7 @@ struct RolesConfig {
   uint16_t read_port = freePort();
   std::string failback = "manual";
   std::string extra_servers;  // more [[backend.server]] blocks for the writer backend
+  bool manage_read_only = false;
 };
 
 std::string checkTable() {
@@ -57,7 +58,8 @@ std::string rolesToml(const MariaDbPair& pair, const RolesConfig& c, const std::
          "\"\nbackend = \"db-read\"\n"
          "[[backend]]\nname = \"db\"\nrole = \"writer\"\nfailback = \"" +
          c.failback + "\"\nfailback_after = \"2s\"\non_marked_down = \"shutdown-sessions\"\n" +
-         checkTable() + serverBlocks(pair) + c.extra_servers +
+         (c.manage_read_only ? "manage_read_only = true\n" : "") + checkTable() +
+         serverBlocks(pair) + c.extra_servers +
          "[[backend]]\nname = \"db-read\"\nrole = \"reader\"\nbalance = \"roundrobin\"\n"
          "max_lag = \"2s\"\n" +
          checkTable() + serverBlocks(pair);
@@ -210,6 +212,55 @@ TEST_F(MysqlRolesTest, AutoFailbackReturnsOnceTheOldWriterCaughtUp) {
       tandem_->waitForLog("writer moves from db2 to db1, reason: failback", kStateTimeout, mark))
       << tandem_->log();
   EXPECT_EQ(serverIdVia(c.write_port), "1");
+}
+
+// manage_read_only: the writer has read_only OFF, the other master ON (so the app user cannot
+// write to it directly), and the flags follow the role on failover and when the old writer
+// comes back.
+TEST_F(MysqlRolesTest, ReadOnlyFollowsTheWriterRole) {
+  struct Restore {
+    MariaDbPair& pair;
+    ~Restore() {
+      for (int i = 1; i <= 2; ++i) {
+        if (pair.running(i)) {
+          pair.trySql(i, "SET GLOBAL read_only = OFF");
+        }
+      }
+    }
+  } restore{pair()};
+  auto readOnly = [&](int i) { return pair().value(i, "SELECT @@global.read_only"); };
+  auto waitReadOnly = [&](int i, const std::string& want) {
+    Clock::time_point deadline = Clock::now() + kStateTimeout;
+    while (Clock::now() < deadline) {
+      if (pair().running(i) && readOnly(i) == want) {
+        return true;
+      }
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+    return false;
+  };
+  RolesConfig c;
+  c.manage_read_only = true;
+  ASSERT_NO_FATAL_FAILURE(startTandem(c));
+  ASSERT_TRUE(waitReadOnly(2, "1")) << tandem_->log();
+  EXPECT_EQ(readOnly(1), "0");
+  EXPECT_TRUE(
+      tandem_->waitForLog("server db/db2: read_only set ON (db1 is the writer)", kStateTimeout))
+      << tandem_->log();
+  SqlResult direct =
+      MariaDbPair::tcpSql(pair().port(2), MariaDbPair::kAppUser, MariaDbPair::kAppPassword,
+                          "CREATE TABLE ro_probe (x INT)", MariaDbPair::kAppDatabase);
+  EXPECT_FALSE(direct.ok);
+  EXPECT_NE(direct.error.find("read-only"), std::string::npos) << direct.error;
+
+  pair().kill9(1);
+  ASSERT_TRUE(waitReadOnly(2, "0")) << tandem_->log();
+  EXPECT_EQ(serverIdVia(c.write_port), "2");
+  EXPECT_TRUE(write("CREATE TABLE IF NOT EXISTS after_failover (x INT)").ok);
+  pair().restart(1);
+  ASSERT_TRUE(waitReadOnly(1, "1")) << tandem_->log();
+  EXPECT_EQ(readOnly(2), "0");
+  pair().sql(2, "DROP TABLE IF EXISTS app.after_failover");
 }
 
 // A paused SQL thread makes db2 lag (its lag is unknown): it leaves the reader pool and
