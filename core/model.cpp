@@ -1,8 +1,9 @@
 #include "core/model.h"
 
 #include <algorithm>
+#include <optional>
 
-#include "core/log.h"
+#include "core/dns.h"
 
 namespace tandem {
 
@@ -58,6 +59,45 @@ Server::Server(const ServerConfig& cfg, Backend* backend, int id)
     : cfg_(cfg), backend_(backend), id_(id) {
   weight.store(cfg.weight);
   admin.store(cfg.disabled ? AdminState::kMaint : AdminState::kReady);
+  // An IP literal is the address; a host name waits for the DnsRefresher.
+  if (std::optional<sockaddr_storage> addr = literalAddress(cfg.address)) {
+    setAddr(*addr);
+  } else {
+    by_name_ = true;
+  }
+}
+
+const sockaddr_storage Server::kNoAddress{};
+
+bool Server::setAddr(const sockaddr_storage& a) {
+  const sockaddr_storage* current = addr_.load(std::memory_order_relaxed);
+  if (sameSockaddr(*current, a)) {
+    return false;
+  }
+  const sockaddr_storage* copy = nullptr;
+  for (const auto& kept : addr_copies_) {
+    if (sameSockaddr(*kept, a)) {
+      copy = kept.get();
+      break;
+    }
+  }
+  if (copy == nullptr) {
+    addr_copies_.push_back(std::make_unique<const sockaddr_storage>(a));
+    copy = addr_copies_.back().get();
+  }
+  // Release: a worker that loads the pointer (acquire) sees the copy's bytes.
+  addr_.store(copy, std::memory_order_release);
+  return true;
+}
+
+std::string Server::unresolvedReason() const {
+  std::lock_guard<std::mutex> lock(check_mutex);
+  return unresolved_reason_;
+}
+
+void Server::setUnresolvedReason(std::string reason) {
+  std::lock_guard<std::mutex> lock(check_mutex);
+  unresolved_reason_ = std::move(reason);
 }
 
 std::string Server::fullName() const {
@@ -114,19 +154,6 @@ Runtime::Runtime(Config config) : config_(std::move(config)) {
   linkReadersToWriters();
   for (const FrontendConfig& f : config_.frontends) {
     frontends_.push_back(std::make_unique<Frontend>(f, findBackend(f.backend)));
-  }
-  for (const auto& b : backends_) {
-    for (const auto& s : b->servers()) {
-      sockaddr_storage addr;
-      std::string error;
-      if (resolveHostPort(s->cfg().address, &addr, &error)) {
-        s->setAddr(addr);
-      } else {
-        s->up.store(false);
-        TLOG_ERROR("server %s is DOWN, reason: unresolved (%s: %s)", s->fullName().c_str(),
-                   s->cfg().address.host.c_str(), error.c_str());
-      }
-    }
   }
 }
 

@@ -113,9 +113,27 @@ class Server {
   Backend& backend() const { return *backend_; }
   int id() const { return id_; }  // 1-based position in its backend, as HAProxy's srv_id
 
-  // Where to connect. Written before the workers start.
-  const sockaddr_storage& addr() const { return addr_; }
-  void setAddr(const sockaddr_storage& a) { addr_ = a; }
+  // Where to connect: the current one of the server's immutable address copies. Workers
+  // read it on every connect without a lock (uv_tcp_connect copies it); the control thread
+  // swaps in another copy when DNS gives the server's name a new address (core/dns.h).
+  // Until a host name first resolves it is kNoAddress (family AF_UNSPEC) and the server
+  // takes no traffic. The same address always yields the same reference, so comparing
+  // &addr() values tells whether the address changed.
+  const sockaddr_storage& addr() const { return *addr_.load(std::memory_order_acquire); }
+  bool hasAddr() const { return addr_.load(std::memory_order_relaxed) != &kNoAddress; }
+  // Control thread only, or before the workers start. Returns false when `a` (family,
+  // address and port) is the current address already.
+  bool setAddr(const sockaddr_storage& a);
+  // The configured host is a name to look up, not an IP literal.
+  bool byName() const { return by_name_; }
+  // Why the host name does not resolve while it has never resolved: "unresolved: unknown
+  // node or service". Empty once resolved, and while the first lookup is under way.
+  // Written by the DnsRefresher, read by the checks, both on the control thread; locked
+  // with check_mutex for other readers.
+  std::string unresolvedReason() const;
+  void setUnresolvedReason(std::string reason);
+
+  static const sockaddr_storage kNoAddress;
 
   // Operational state from checks; a server without checks is always up.
   std::atomic<bool> up{true};
@@ -142,9 +160,10 @@ class Server {
   // control thread (WriterElection), read by the balancer.
   std::atomic<bool> reads_ok{true};
 
-  // Takes new traffic: up, ready and with a weight above 0 (maxconn is checked apart).
+  // Takes new traffic: up, ready, with a weight above 0 and an address (maxconn is checked
+  // apart).
   bool usable() const {
-    return up.load(std::memory_order_relaxed) &&
+    return up.load(std::memory_order_relaxed) && hasAddr() &&
            admin.load(std::memory_order_relaxed) == AdminState::kReady &&
            weight.load(std::memory_order_relaxed) > 0;
   }
@@ -158,7 +177,15 @@ class Server {
   ServerConfig cfg_;
   Backend* backend_;
   int id_;
-  sockaddr_storage addr_{};
+  bool by_name_ = false;
+  std::string unresolved_reason_;  // guarded by check_mutex
+  // Copies are never freed while the server lives, so a reference a worker took stays
+  // valid whatever the control thread swaps in meanwhile. Equal addresses share one copy,
+  // so memory grows with the number of distinct addresses a name ever had (128 bytes
+  // each: a name flapping between two addresses costs two copies), never with the number
+  // of changes. Only the control thread touches the list.
+  std::vector<std::unique_ptr<const sockaddr_storage>> addr_copies_;
+  std::atomic<const sockaddr_storage*> addr_{&kNoAddress};
 };
 
 class Backend {
@@ -217,8 +244,9 @@ Server* serverAtSameAddress(const Backend& in, const Server& like);  // `like`'s
 // plain pointers into it.
 class Runtime {
  public:
-  // Builds the model and resolves server addresses (blocking DNS: call before the loops
-  // start). A server whose name does not resolve starts DOWN and is logged.
+  // Builds the model. Servers at an IP literal have their address from the start; servers
+  // named by a host name wait without one (taking no traffic) for the DnsRefresher's first
+  // lookup, which runs on the control loop: nothing here blocks on DNS.
   explicit Runtime(Config config);
 
   const Config& config() const { return config_; }

@@ -24,7 +24,8 @@ UpstreamConn* UpstreamPool::take(Server* server) {
     UpstreamConn* conn = it->second.back();
     it->second.pop_back();
     conn->idle_in = nullptr;
-    if (conn->tcp.isOpen() && conn->epoch == server->shutdown_epoch.load()) {
+    if (conn->tcp.isOpen() && conn->epoch == server->shutdown_epoch.load() &&
+        conn->addr == &server->addr()) {
       uv_read_stop(conn->tcp.stream());
       return conn;
     }
@@ -36,7 +37,7 @@ UpstreamConn* UpstreamPool::take(Server* server) {
 void UpstreamPool::give(UpstreamConn* conn) {
   std::vector<UpstreamConn*>& list = idle_[conn->server];
   if (!conn->tcp.isOpen() || list.size() >= kMaxIdlePerServer || !conn->server->usable() ||
-      conn->epoch != conn->server->shutdown_epoch.load()) {
+      conn->epoch != conn->server->shutdown_epoch.load() || conn->addr != &conn->server->addr()) {
     discard(conn);
     return;
   }

@@ -26,7 +26,10 @@ struct UpstreamConn {
   UvHandle<uv_tcp_t> tcp;
   uv_connect_t connect_req{};
   Server* server = nullptr;
-  uint32_t epoch = 0;               // server->shutdown_epoch when connected
+  uint32_t epoch = 0;  // server->shutdown_epoch when connected
+  // &server->addr() when connected: once DNS moves the server, idle connections to its old
+  // address are not reused (see core/dns.h).
+  const sockaddr_storage* addr = nullptr;
   uint64_t idle_since = 0;          // uv_now() when given to the pool
   uint64_t requests = 0;            // requests sent over it so far
   bool abandoned = false;           // its owner gave up on it: ignore its callbacks
