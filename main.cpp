@@ -1,10 +1,12 @@
 // tandem: the process entry point. Loads the configuration, binds the listening sockets,
-// starts the workers and runs the control loop (health checks, signals) on the main thread.
+// starts the workers and runs the control loop (health checks, the admin interface,
+// signals) on the main thread.
 #include <getopt.h>
 #include <signal.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -12,13 +14,17 @@
 #include <thread>
 #include <vector>
 
+#include "admin/service.h"
+#include "admin/stats.h"
 #include "core/access_log.h"
 #include "core/config.h"
+#include "core/dns.h"
 #include "core/log.h"
 #include "core/model.h"
 #include "core/uv_handle.h"
 #include "core/version.h"
 #include "health/checker.h"
+#include "health/control_operations.h"
 #include "health/writer_election.h"
 #include "proxy/listener.h"
 #include "proxy/worker.h"
@@ -118,14 +124,66 @@ bool bindAll(const Runtime& rt, int workers, std::vector<std::vector<std::vector
   return true;
 }
 
-// The control thread: health checks and signals on the main thread's loop, and the steps
-// of a graceful stop.
+void closeAll(const std::vector<std::vector<std::vector<int>>>& fds) {
+  for (const auto& worker : fds) {
+    for (const auto& frontend : worker) {
+      for (int fd : frontend) {
+        ::close(fd);
+      }
+    }
+  }
+}
+
+ProcessInfo processInfo(const Options& opts, int nworkers) {
+  ProcessInfo info;
+  info.pid = static_cast<int>(getpid());
+  info.start_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  info.threads = nworkers;
+  info.version = TANDEM_VERSION;
+  char host[256] = {};
+  if (gethostname(host, sizeof(host) - 1) == 0) {
+    info.node = host;
+  }
+  info.config_path = opts.config_path;
+  return info;
+}
+
+// The control thread: health checks, the admin interface and signals on the main thread's
+// loop, and the steps of a graceful stop.
 class Control {
  public:
-  Control(Runtime& rt, std::vector<std::unique_ptr<Worker>>& workers)
+  Control(Runtime& rt, std::vector<std::unique_ptr<Worker>>& workers, const AccessLog* access_log,
+          ProcessInfo process)
       : rt_(rt), workers_(workers), checker_(&loop_.loop, rt), election_(&loop_.loop, rt) {
     rt.setPassiveFailureHook(
         [this](Server& s, const std::string& reason) { checker_.requestMarkDown(s, reason); });
+    if (rt.config().admin.enabled) {
+      operations_ = std::make_unique<ControlOperations>(rt, checker_, election_);
+      admin_ = std::make_unique<AdminService>(&loop_.loop, rt, *operations_, std::move(process),
+                                              access_log);
+    }
+  }
+
+  // Binds the admin listener and the runtime socket ([admin]) before the workers start, so
+  // that an address in use stops Tandem before it takes any traffic. False after logging
+  // why; nothing is left open then.
+  bool startAdmin() {
+    if (!admin_) {
+      return true;
+    }
+    std::string error;
+    if (!admin_->start(&error)) {
+      TLOG_ERROR("%s", error.c_str());
+      admin_->stop(nullptr);
+      uv_run(&loop_.loop, UV_RUN_DEFAULT);  // runs the close callbacks
+      return false;
+    }
+    if (rt_.config().admin.listen) {
+      TLOG_NOTICE("admin interface on %s", admin_->url().c_str());
+    }
+    return true;
   }
 
   int run() {
@@ -135,6 +193,7 @@ class Control {
     }
     uv_signal_start(sigterm_.get(), &Control::onSignal, SIGTERM);
     uv_signal_start(sigint_.get(), &Control::onSignal, SIGINT);
+    dns_.start();
     checker_.start();
     election_.start();
     uv_run(&loop_.loop, UV_RUN_DEFAULT);
@@ -198,7 +257,11 @@ class Control {
     hard_stop_.close();
     sigterm_.close();
     sigint_.close();
+    if (admin_) {
+      admin_->stop(nullptr);  // kept until now: operators watch the drain on the page
+    }
     election_.stop();
+    dns_.stop(nullptr);
     checker_.stop([] { TLOG_NOTICE("all sessions closed, exiting"); });
   }
 
@@ -212,6 +275,10 @@ class Control {
   } loop_;
   Checker checker_;
   WriterElection election_;
+  DnsRefresher dns_{&loop_.loop, rt_};  // looks up server host names (core/dns.h)
+  // Only with an [admin] table. Declared after what they use, so destroyed before it.
+  std::unique_ptr<ControlOperations> operations_;
+  std::unique_ptr<AdminService> admin_;
   UvHandle<uv_signal_t> sigterm_;
   UvHandle<uv_signal_t> sigint_;
   UvHandle<uv_timer_t> hard_stop_;
@@ -248,6 +315,11 @@ int runTandem(const Options& opts) {
     return 1;
   }
   std::vector<std::unique_ptr<Worker>> workers;
+  Control control(rt, workers, access_log.get(), processInfo(opts, nworkers));
+  if (!control.startAdmin()) {
+    closeAll(fds);
+    return 1;
+  }
   for (int i = 0; i < nworkers; ++i) {
     workers.push_back(std::make_unique<Worker>(rt, i, std::move(fds[i]), access_log.get()));
   }
@@ -269,7 +341,6 @@ int runTandem(const Options& opts) {
   }
   TLOG_NOTICE("tandem %s started with %d worker threads, pid %d", TANDEM_VERSION, nworkers,
               static_cast<int>(getpid()));
-  Control control(rt, workers);
   int rc = control.run();
   for (auto& w : workers) {
     w->join();

@@ -6,7 +6,8 @@
 //   set server B/S state ready|drain|maint | set server B/S weight N | set weight B/S N
 //   enable health B/S | disable health B/S | set writer B/S
 //
-// Errors are one clear line and change nothing ("No such server: web/web9.").
+// Errors are one line, in HAProxy's words where it has them ("No such server."), and change
+// nothing.
 #pragma once
 
 #include <string>

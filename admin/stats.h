@@ -51,7 +51,7 @@ class RateTracker {
     uint64_t sessions = 0;
     uint64_t requests = 0;
   };
-  // Oldest first, at most kHistorySeconds points, per frontend and per backend.
+  // Oldest first, at most kHistorySeconds points, for every object rate() knows.
   const std::deque<Point>& history(const void* object) const;
 
  private:

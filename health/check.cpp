@@ -63,7 +63,7 @@ void Check::onTimer(uv_timer_t* timer) {
 }
 
 void Check::markDown(std::string reason) {
-  if (closing_) {
+  if (closing_ || paused_) {
     return;
   }
   bool counted_failure = rise_fall_.health() > 0;
@@ -76,8 +76,51 @@ void Check::markDown(std::string reason) {
   }
 }
 
+void Check::pause() {
+  if (closing_ || paused_) {
+    return;
+  }
+  paused_ = true;
+  uv_timer_stop(timer_.get());
+  std::lock_guard<std::mutex> lock(server_.check_mutex);
+  server_.check_info.enabled = false;
+}
+
+// The first probe goes out at once (the operator wants to see a result), unless one from
+// before the pause is still in flight: its end re-arms the timer.
+void Check::resume() {
+  if (closing_ || !paused_) {
+    return;
+  }
+  paused_ = false;
+  if (!rise_fall_.up()) {
+    rise_fall_ = RiseFall(cfg_.rise, cfg_.fall, true);
+  }
+  {
+    std::lock_guard<std::mutex> lock(server_.check_mutex);
+    server_.check_info.enabled = true;
+    server_.check_info.health = rise_fall_.health();
+  }
+  if (!probing_) {
+    uv_timer_start(timer_.get(), &Check::onTimer, 0, 0);
+  }
+}
+
+// A server named by a host name that has no address yet cannot be probed. While its first
+// lookup is under way (no reason yet) the probe waits kAwaitAddress without a result, so
+// that a name resolving at once starts like an IP server; once a lookup has failed, the
+// probe fails with "unresolved: ..." and the rise/fall rule takes the server DOWN.
 void Check::onProbeDue() {
   probe_start_ms_ = uv_now(loop_);
+  if (!server_.hasAddr()) {
+    std::string reason = server_.unresolvedReason();
+    if (reason.empty()) {
+      uv_timer_start(timer_.get(), &Check::onTimer, kAwaitAddress.count(), 0);
+    } else {
+      finishProbe(CheckResult{false, "RESOLV", std::move(reason), 0});
+    }
+    return;
+  }
   probing_ = true;
   setChecking(true);
   startProbe();
@@ -85,6 +128,10 @@ void Check::onProbeDue() {
 
 void Check::finishProbe(CheckResult result) {
   probing_ = false;
+  if (paused_) {
+    setChecking(false);
+    return;  // resume() re-arms the timer
+  }
   // HAProxy's chkfail counts only the failures that lower the counter: a server already at
   // DOWN health 0 keeps failing without adding to it.
   bool counted_failure = !result.ok && rise_fall_.health() > 0;

@@ -15,6 +15,10 @@
 // markDown() cuts in from outside the cycle (passive checks): the server goes DOWN at once
 // and the cycle goes on from health 0, so that `rise` successes bring it back.
 //
+// pause() and resume() are the operator's `disable health` and `enable health`: while
+// paused no probe starts, the result of one in flight is dropped, markDown() is ignored
+// and check_info.enabled is false (the Checker keeps the server UP meanwhile).
+//
 // close() stops the cycle at any step: a probe in flight is abandoned without a result, and
 // on_closed runs once every handle of the session has been closed by libuv. Only then may
 // the session be destroyed without leaving callbacks behind; destroying it earlier is safe
@@ -58,13 +62,23 @@ class Check {
   // Marks the server DOWN now, whatever its rise/fall progress, as if a check had failed
   // with HAProxy's HANA status ("health analyze"), `reason` and a zero duration: check_info
   // and the TransitionFn see it like any result. A probe in flight goes on and counts
-  // from health 0. Does nothing after close().
+  // from health 0. Does nothing after close() or while paused.
   void markDown(std::string reason);
+  // Stops the cycle until resume(); a probe in flight finishes but its result is dropped.
+  void pause();
+  // Starts probing again at once. A server that was UP keeps its rise/fall progress; one
+  // that was DOWN (the pause made it count UP) starts over as a new server, UP until its
+  // first result, so that one failure takes it down again and one success confirms it.
+  void resume();
+  bool paused() const { return paused_; }
 
   Server& server() const { return server_; }
   const CheckConfig& cfg() const { return cfg_; }
   const RiseFall& riseFall() const { return rise_fall_; }
   const CheckResult& lastResult() const { return last_result_; }
+
+  // How long a probe waits for the first lookup of its server's host name (core/dns.h).
+  static constexpr Millis kAwaitAddress{100};
 
  protected:
   uv_loop_t* loop() const { return loop_; }
@@ -101,6 +115,7 @@ class Check {
   uint64_t probe_start_ms_ = 0;  // uv_now() when the current probe started
   bool probing_ = false;         // between onProbeDue() and finishProbe()
   bool closing_ = false;
+  bool paused_ = false;
   int parts_left_ = 0;  // the timer and the protocol's handles, while closing
   std::function<void()> on_closed_;
 };

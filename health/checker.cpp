@@ -1,6 +1,7 @@
 #include "health/checker.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cinttypes>
 #include <mutex>
 #include <optional>
@@ -20,9 +21,16 @@ int usableServers(const Backend& backend) {
   return backend.usableActive() + backend.usableBackup();
 }
 
-void setCheckEnabled(Server& server, bool enabled) {
+void markCheckEnabled(Server& server, bool enabled) {
   std::lock_guard<std::mutex> lock(server.check_mutex);
   server.check_info.enabled = enabled;
+}
+
+int64_t wallClockMs() {
+  using std::chrono::duration_cast;
+  using std::chrono::milliseconds;
+  using std::chrono::system_clock;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace
@@ -35,7 +43,7 @@ void Checker::start() {
     const std::optional<CheckConfig>& cfg = backend->cfg().check;
     for (const auto& server : backend->servers()) {
       bool checked = cfg.has_value() && server->cfg().check;
-      setCheckEnabled(*server, checked);
+      markCheckEnabled(*server, checked);
       if (checked) {
         checks_.push_back(makeCheck(*server, *cfg));
       }
@@ -144,7 +152,7 @@ void Checker::applyMarkDowns() {
 void Checker::markDown(Server& server, std::string reason) {
   server.consecutive_errors.store(0);
   Check* check = findCheck(server);
-  if (check == nullptr) {
+  if (check == nullptr || check->paused()) {
     warnUnchecked(server, reason);
     return;
   }
@@ -170,6 +178,38 @@ void Checker::warnUnchecked(Server& server, const std::string& reason) {
       "it back%s",
       server.fullName().c_str(), reason.c_str(), dropped.c_str());
   warning = UncheckedWarning{true, now, 0};
+}
+
+Checker::CheckToggle Checker::setCheckEnabled(Server& server, bool enabled) {
+  Check* check = stopping_ ? nullptr : findCheck(server);
+  if (check == nullptr) {
+    return CheckToggle::kNoCheck;
+  }
+  if (check->paused() == !enabled) {
+    return CheckToggle::kUnchanged;
+  }
+  if (enabled) {
+    check->resume();
+    return CheckToggle::kChanged;
+  }
+  check->pause();
+  if (!server.up.load()) {
+    forceUp(server);
+  }
+  return CheckToggle::kChanged;
+}
+
+// The end of a DOWN period, as a check going UP would record it (downtime, last change).
+void Checker::forceUp(Server& server) {
+  int64_t now = wallClockMs();
+  {
+    std::lock_guard<std::mutex> lock(server.check_mutex);
+    CheckInfo& info = server.check_info;
+    info.downtime_ms += now - info.last_change_ms;
+    info.last_change_ms = now;
+  }
+  server.consecutive_errors.store(0);
+  server.up.store(true);
 }
 
 Check* Checker::findCheck(const Server& server) const {

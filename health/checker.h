@@ -19,9 +19,10 @@
 //
 // The request crosses to the control loop through a uv_async_t; there the server goes DOWN
 // at once (one log line, as for an active check) and its active check brings it back after
-// `rise` successes. A server without active checks is left UP with a warning: nothing
-// would ever bring it back. The hook holds a reference to the Checker: the workers must be
-// stopped before it is destroyed (main stops the checks only after every worker ended).
+// `rise` successes. A server without active checks (or with them disabled by the operator)
+// is left UP with a warning: nothing would ever bring it back. The hook holds a reference to the
+// Checker: the workers must be stopped before it is destroyed (main stops the checks only after
+// every worker ended).
 #pragma once
 
 #include <uv.h>
@@ -61,6 +62,13 @@ class Checker {
 
   size_t checkCount() const { return checks_.size(); }
 
+  // The operator's `disable health` / `enable health`, on the control thread. Disabled: the
+  // server's check stops, the server counts UP (a DOWN one is marked UP at once) and passive
+  // reports are ignored. Enabled: see Check::resume(). kNoCheck for a server without an
+  // active check (or before start()).
+  enum class CheckToggle { kChanged, kUnchanged, kNoCheck };
+  CheckToggle setCheckEnabled(Server& server, bool enabled);
+
   static constexpr Millis kStartSpread{50};
   // A server without active checks is never marked DOWN by a passive report; the warning
   // saying so is written at most this often per server.
@@ -85,6 +93,7 @@ class Checker {
   void markDown(Server& server, std::string reason);
   void warnUnchecked(Server& server, const std::string& reason);
   Check* findCheck(const Server& server) const;
+  void forceUp(Server& server);
   void onTransition(Check& check, RiseFall::Transition transition);
   void logTransition(const Server& server, RiseFall::Transition transition,
                      const CheckResult& result) const;

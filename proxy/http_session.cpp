@@ -388,6 +388,7 @@ void HttpSession::connectUpstream() {
   auto* conn = new UpstreamConn;
   conn->server = server_;
   conn->epoch = server_->shutdown_epoch.load();
+  conn->addr = &server_->addr();  // read once: the connect below uses the same address
   if (conn->tcp.init(uv_tcp_init, worker_.loop()) != 0) {
     delete conn;
     sendError(503, "SC");
@@ -396,9 +397,8 @@ void HttpSession::connectUpstream() {
   attachUpstream(conn);
   conn->owner = this;
   conn->connect_req.data = conn;
-  int rc =
-      uv_tcp_connect(&conn->connect_req, conn->tcp.get(),
-                     reinterpret_cast<const sockaddr*>(&server_->addr()), &HttpSession::onConnect);
+  int rc = uv_tcp_connect(&conn->connect_req, conn->tcp.get(),
+                          reinterpret_cast<const sockaddr*>(conn->addr), &HttpSession::onConnect);
   if (rc != 0) {
     retryOrFail(uv_strerror(rc), true);
     return;
@@ -578,6 +578,7 @@ void HttpSession::onServerData(const char* data, size_t len) {
   if (server_ != nullptr) {
     server_->counters.bytes_out.fetch_add(len, std::memory_order_relaxed);
   }
+  backend_.counters.bytes_out.fetch_add(len, std::memory_order_relaxed);
   if (phase_ == Phase::kTunnel) {
     writeClient(data, len);
     return;
@@ -736,9 +737,10 @@ void HttpSession::onResponseEnd() {
                      static_cast<int64_t>(t_connected_ - t_assigned_), samples);
   if (server != nullptr) {
     server->counters.countResponse(status_);
-    Counters::addTimer(server->counters.avg_response_ms,
-                       static_cast<int64_t>(t_response_ - t_connected_),
+    auto response_ms = static_cast<int64_t>(t_response_ - t_connected_);
+    Counters::addTimer(server->counters.avg_response_ms, response_ms,
                        server->counters.http_requests.load(std::memory_order_relaxed));
+    server->latency.add(response_ms);
   }
   backend_.counters.countResponse(status_);
   frontend_.counters.countResponse(status_);
@@ -814,6 +816,7 @@ void HttpSession::writeServer(const char* data, size_t len) {
   if (server_ != nullptr) {
     server_->counters.bytes_in.fetch_add(len, std::memory_order_relaxed);
   }
+  backend_.counters.bytes_in.fetch_add(len, std::memory_order_relaxed);
   write(false, data, len);
 }
 

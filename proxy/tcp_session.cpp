@@ -13,7 +13,8 @@ struct TcpSession::ServerConn {
   UvHandle<uv_tcp_t> tcp;
   uv_connect_t req{};
   TcpSession* session = nullptr;
-  bool abandoned = false;  // replaced by a retry or closed: its callbacks are ignored
+  bool abandoned = false;   // replaced by a retry or closed: its callbacks are ignored
+  uint64_t started_ms = 0;  // uv_now() when the connect was asked for (server latency)
 };
 
 struct TcpSession::WriteReq {
@@ -141,6 +142,7 @@ void TcpSession::connectServer() {
   conn_ = new ServerConn;
   conn_->session = this;
   conn_->req.data = conn_;
+  conn_->started_ms = uv_now(worker_.loop());
   if (conn_->tcp.init(uv_tcp_init, worker_.loop()) != 0) {
     delete conn_;
     conn_ = nullptr;
@@ -175,6 +177,8 @@ void TcpSession::onConnected(int status) {
   }
   uv_timer_stop(timer_.get());
   uv_tcp_nodelay(conn_->tcp.get(), 1);
+  // In TCP mode a server's latency is its connect time (/metrics' latency histogram).
+  server_choice_->latency.add(static_cast<int64_t>(uv_now(worker_.loop()) - conn_->started_ms));
   if (server_choice_->consecutive_errors.load(std::memory_order_relaxed) != 0) {
     server_choice_->consecutive_errors.store(0, std::memory_order_relaxed);
   }
