@@ -437,8 +437,18 @@ void stripTrailingNewline(std::string* text) {
 }
 
 // Read at load time, so that `tandem --check` proves the secret is readable and a file
-// removed later cannot fail a check at 3 a.m. A relative path is taken from the working
-// directory, as every other path in the file.
+// removed later cannot fail a check at 3 a.m. A relative path is taken from the directory
+// of the configuration file (unlike the other paths, which are taken from the working
+// directory), so that a configuration and its secrets travel together: deploy/tandem.toml
+// names secrets/tandem-admin and finds it both in the repository and in the container.
+std::string secretPath(const ConfigTable& t, const std::string& path) {
+  if (path.empty() || path.front() == '/') {
+    return path;
+  }
+  std::string::size_type slash = t.file().rfind('/');
+  return slash == std::string::npos ? path : t.file().substr(0, slash + 1) + path;
+}
+
 void readPasswordFile(const ConfigTable& t, std::string* out) {
   std::string path;
   t.readString("password_file", &path);
@@ -447,9 +457,9 @@ void readPasswordFile(const ConfigTable& t, std::string* out) {
     t.fail("password_file", node, "expected a file path, found an empty string");
   }
   std::string secret;
-  int err = readSecretFile(path, &secret);
+  int err = readSecretFile(secretPath(t, path), &secret);
   if (err != 0) {
-    t.fail("password_file", node, quoted(path) + ": " + strerror(err));
+    t.fail("password_file", node, quoted(secretPath(t, path)) + ": " + strerror(err));
   }
   stripTrailingNewline(&secret);
   *out = std::move(secret);
@@ -746,6 +756,7 @@ void Loader::loadAdmin() {
     if (path.empty()) {
       t.fail("token_file", *token_file, "expected a file path, found an empty string");
     }
+    path = secretPath(t, path);
     int err = readSecretFile(path, &admin.token);
     if (err != 0) {
       t.fail("token_file", *token_file, quoted(path) + ": " + strerror(err));

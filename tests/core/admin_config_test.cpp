@@ -102,6 +102,20 @@ TEST(AdminConfigTest, TokenFileIsReadAndTrimmed) {
                    "No such file");
 }
 
+// A relative secret path is taken from the configuration file's directory, so that a config
+// and its secrets travel together (deploy/tandem.toml and deploy/secrets/).
+TEST(AdminConfigTest, RelativeTokenFileIsBesideTheConfig) {
+  std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("tandem-admin-rel-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir / "secrets");
+  std::ofstream(dir / "secrets" / "token") << "beside\n";
+  std::string config = (dir / "tandem.toml").string();
+  std::ofstream(config) << "[admin]\ntoken_file = \"secrets/token\"\n" << kTail;
+  Config c = loadConfigFile(config);
+  EXPECT_EQ(c.admin.token, "beside");
+  std::filesystem::remove_all(dir);
+}
+
 TEST(AdminConfigTest, Errors) {
   expectAdminError("[admin]\nlistne = \"1.2.3.4:5\"\n", 2, "admin.listne", "unknown key");
   expectAdminError("[admin]\nlisten = \"nowhere\"\n", 2, "admin.listen", "");

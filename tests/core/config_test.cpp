@@ -1144,24 +1144,26 @@ TEST(ConfigTest, ManageReadOnlyNeedsACheckUser) {
   EXPECT_TRUE(c.backends[0].manage_read_only);
 }
 
-// The reference config shipped in deploy/ must stay loadable as the schema evolves.
+// The reference config shipped in deploy/ must stay loadable as the schema evolves, and
+// describe the stack its comments promise: an HTTP web backend, a MySQL writer and reader over
+// the same two masters, and the admin interface.
 TEST(ConfigTest, ExampleConfigLoads) {
   std::filesystem::path root =
       std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
   std::string path = (root / "deploy" / "tandem.example.toml").string();
   Config c = loadConfigFile(path);
   EXPECT_EQ(c.path, path);
-  ASSERT_EQ(c.frontends.size(), 2u);
-  EXPECT_EQ(c.frontends[0].listen.at(0).port, 3306);
-  EXPECT_EQ(c.frontends[1].listen.at(0).port, 8090);
-  const BackendConfig* db = c.findBackend(c.frontends[0].backend);
-  ASSERT_NE(db, nullptr);
-  EXPECT_EQ(db->balance, Balance::kFirst);
-  EXPECT_EQ(db->on_marked_down, OnMarkedDown::kShutdownSessions);
-  ASSERT_EQ(db->servers.size(), 2u);
-  EXPECT_TRUE(db->servers[1].backup);
-  const BackendConfig* web = c.findBackend(c.frontends[1].backend);
+  EXPECT_FALSE(c.global.state_file.empty()) << "the writer is kept across restarts";
+  ASSERT_EQ(c.frontends.size(), 3u);
+  EXPECT_EQ(c.frontends[0].listen.at(0).port, 8090);
+  EXPECT_EQ(c.frontends[0].mode, Mode::kHttp);
+  EXPECT_EQ(c.frontends[1].listen.at(0).port, 3306);
+  EXPECT_EQ(c.frontends[2].listen.at(0).port, 3307);
+
+  const BackendConfig* web = c.findBackend(c.frontends[0].backend);
   ASSERT_NE(web, nullptr);
+  EXPECT_EQ(web->mode, Mode::kHttp);
+  EXPECT_EQ(web->cookie, "SERVERID");
   EXPECT_EQ(web->servers.size(), 2u);
   ASSERT_TRUE(web->check.has_value());
   EXPECT_EQ(web->check->type, CheckType::kHttp);
@@ -1169,6 +1171,32 @@ TEST(ConfigTest, ExampleConfigLoads) {
   ASSERT_EQ(web->check->expect.size(), 1u);
   EXPECT_EQ(web->check->expect[0].low, 200);
   EXPECT_EQ(web->check->expect[0].high, 299);
+
+  const BackendConfig* writer = c.findBackend(c.frontends[1].backend);
+  ASSERT_NE(writer, nullptr);
+  EXPECT_EQ(writer->role, Role::kWriter);
+  EXPECT_EQ(writer->on_marked_down, OnMarkedDown::kShutdownSessions);
+  ASSERT_TRUE(writer->check.has_value());
+  EXPECT_EQ(writer->check->type, CheckType::kMysql);
+  EXPECT_EQ(writer->check->mysql_mode, MysqlCheckMode::kReplication);
+  EXPECT_FALSE(writer->check->password.empty());
+  ASSERT_EQ(writer->servers.size(), 2u);
+
+  const BackendConfig* reader = c.findBackend(c.frontends[2].backend);
+  ASSERT_NE(reader, nullptr);
+  EXPECT_EQ(reader->role, Role::kReader);
+  EXPECT_EQ(reader->balance, Balance::kLeastConn);
+  ASSERT_TRUE(reader->check.has_value());
+  EXPECT_EQ(reader->check->mysql_mode, MysqlCheckMode::kReplication);
+  // A reader falls back to the writer backend that lists the same addresses.
+  ASSERT_EQ(reader->servers.size(), writer->servers.size());
+  for (size_t i = 0; i < reader->servers.size(); ++i) {
+    EXPECT_EQ(reader->servers[i].address.str(), writer->servers[i].address.str());
+  }
+
+  EXPECT_TRUE(c.admin.enabled);
+  ASSERT_TRUE(c.admin.listen.has_value());
+  EXPECT_EQ(c.admin.listen->port, 8081);
 }
 
 }  // namespace
