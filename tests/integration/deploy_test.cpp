@@ -335,7 +335,8 @@ TEST_F(DeployComposeTest, PortsHealthchecksAndStartOrder) {
   }
   EXPECT_TRUE(contains(lb, "dockerfile: deploy/Dockerfile")) << lb;
   EXPECT_TRUE(contains(lb, "/deploy/tandem.toml:/etc/tandem/tandem.toml:ro")) << lb;
-  EXPECT_TRUE(contains(lb, "source: tandem-admin")) << lb;
+  EXPECT_TRUE(contains(lb, "/deploy/secrets/tandem-admin:/etc/tandem/secrets/tandem-admin:ro"))
+      << lb;
   EXPECT_TRUE(contains(lb, "/healthz")) << lb;
   for (const char* dep : {"web1", "web2", "db1", "db2"}) {
     EXPECT_TRUE(dependsHealthy(lb, dep)) << "lb should wait for " << dep << ":\n" << lb;

@@ -10,9 +10,11 @@ CREATE USER 'repl'@'%' IDENTIFIED BY 'replpass';
 GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%';
 
 -- What Tandem's replication check reads: SHOW SLAVE STATUS, SHOW MASTER STATUS, the
--- process list and read_only.
+-- process list and read_only; READ_ONLY ADMIN lets it switch read_only with the writer role
+-- (manage_read_only in deploy/tandem.toml).
 CREATE USER 'monitor'@'%' IDENTIFIED BY 'monitorpass';
-GRANT REPLICATION CLIENT, SLAVE MONITOR, BINLOG MONITOR, PROCESS ON *.* TO 'monitor'@'%';
+GRANT REPLICATION CLIENT, SLAVE MONITOR, BINLOG MONITOR, PROCESS, READ_ONLY ADMIN ON *.*
+  TO 'monitor'@'%';
 
 CREATE DATABASE app;
 CREATE USER 'app'@'%' IDENTIFIED BY 'apppass';
