@@ -370,6 +370,37 @@ void setTimers(Row& row, const Counters& c) {
   row.set(col("ttime"), load(c.avg_total_ms));
 }
 
+// The session and byte columns every row fills alike; slim only where a limit is set.
+void setSessionColumns(Row& row, const Counters& c, int slim) {
+  row.set(col("scur"), load(c.cur_conns));
+  row.set(col("smax"), load(c.max_conns));
+  if (slim > 0) {
+    row.set(col("slim"), slim);
+  }
+  row.set(col("stot"), load(c.total_conns));
+  row.set(col("bin"), load(c.bytes_in));
+  row.set(col("bout"), load(c.bytes_out));
+}
+
+// The errors met toward servers, which backend and server rows share.
+void setServerErrorColumns(Row& row, const Counters& c) {
+  row.set(col("econ"), load(c.connect_errors));
+  row.set(col("eresp"), load(c.response_errors));
+  row.set(col("wretr"), load(c.retries));
+  row.set(col("wredis"), load(c.redispatches));
+}
+
+// The identity and session-rate columns: a Row is indexed by column, so the order in which
+// they are set does not show in the output.
+void setIdentityColumns(Row& row, int iid, int sid, int64_t type, RateTracker::Rate rate) {
+  row.set(col("pid"), 1);
+  row.set(col("iid"), iid);
+  row.set(col("sid"), sid);
+  row.set(col("type"), type);
+  row.set(col("rate"), rate.sessions);
+  row.set(col("rate_max"), rate.sessions_max);
+}
+
 Row frontendRow(const StatsView& view, const Frontend& frontend) {
   const FrontendConfig& cfg = frontend.cfg();
   const Counters& c = frontend.counters;
@@ -378,23 +409,11 @@ Row frontendRow(const StatsView& view, const Frontend& frontend) {
   int64_t cur = load(c.cur_conns);
   row.set(col("pxname"), cfg.name);
   row.set(col("svname"), "FRONTEND");
-  row.set(col("scur"), cur);
-  row.set(col("smax"), load(c.max_conns));
-  if (cfg.maxconn > 0) {
-    row.set(col("slim"), cfg.maxconn);
-  }
-  row.set(col("stot"), load(c.total_conns));
-  row.set(col("bin"), load(c.bytes_in));
-  row.set(col("bout"), load(c.bytes_out));
+  setSessionColumns(row, c, cfg.maxconn);
   row.set(col("dreq"), load(c.denied_requests));
   row.set(col("ereq"), load(c.request_errors));
   row.set(col("status"), cfg.maxconn > 0 && cur >= cfg.maxconn ? "FULL" : "OPEN");
-  row.set(col("pid"), 1);
-  row.set(col("iid"), frontendId(view, frontend));
-  row.set(col("sid"), 0);
-  row.set(col("type"), kTypeFrontend);
-  row.set(col("rate"), rate.sessions);
-  row.set(col("rate_max"), rate.sessions_max);
+  setIdentityColumns(row, frontendId(view, frontend), 0, kTypeFrontend, rate);
   if (cfg.mode == Mode::kHttp) {
     setHttpColumns(row, c);
     row.set(col("req_rate"), rate.requests);
@@ -442,18 +461,8 @@ Row serverRow(const StatsView& view, const Server& server, const ServerSnapshot&
   Row row;
   row.set(col("pxname"), bcfg.name);
   row.set(col("svname"), cfg.name);
-  row.set(col("scur"), load(c.cur_conns));
-  row.set(col("smax"), load(c.max_conns));
-  if (cfg.maxconn > 0) {
-    row.set(col("slim"), cfg.maxconn);
-  }
-  row.set(col("stot"), load(c.total_conns));
-  row.set(col("bin"), load(c.bytes_in));
-  row.set(col("bout"), load(c.bytes_out));
-  row.set(col("econ"), load(c.connect_errors));
-  row.set(col("eresp"), load(c.response_errors));
-  row.set(col("wretr"), load(c.retries));
-  row.set(col("wredis"), load(c.redispatches));
+  setSessionColumns(row, c, cfg.maxconn);
+  setServerErrorColumns(row, c);
   row.set(col("status"), statusText(s));
   row.set(col("weight"), s.weight);
   row.set(col("act"), cfg.backup ? 0 : 1);
@@ -464,13 +473,8 @@ Row serverRow(const StatsView& view, const Server& server, const ServerSnapshot&
     row.set(col("downtime"), downtimeMs(s, view) / 1000);
   }
   row.set(col("lastchg"), secondsSince(lastChangeMs(s, view), view.now_ms));
-  row.set(col("pid"), 1);
-  row.set(col("iid"), backendId(view, server.backend()));
-  row.set(col("sid"), server.id());
+  setIdentityColumns(row, backendId(view, server.backend()), server.id(), kTypeServer, rate);
   row.set(col("lbtot"), server.picks.load(std::memory_order_relaxed));
-  row.set(col("type"), kTypeServer);
-  row.set(col("rate"), rate.sessions);
-  row.set(col("rate_max"), rate.sessions_max);
   if (s.check.enabled) {
     row.set(col("check_status"), (s.check.checking ? "* " : "") + s.check.status);
     if (std::optional<int> code = httpCheckCode(server, s.check)) {
@@ -516,27 +520,15 @@ Row backendRow(const StatsView& view, const Backend& backend) {
   Row row;
   row.set(col("pxname"), cfg.name);
   row.set(col("svname"), "BACKEND");
-  row.set(col("scur"), load(c.cur_conns));
-  row.set(col("smax"), load(c.max_conns));
-  row.set(col("stot"), load(c.total_conns));
-  row.set(col("bin"), load(c.bytes_in));
-  row.set(col("bout"), load(c.bytes_out));
+  setSessionColumns(row, c, 0);  // a backend has no session limit of its own
   row.set(col("dreq"), load(c.denied_requests));
-  row.set(col("econ"), load(c.connect_errors));
-  row.set(col("eresp"), load(c.response_errors));
-  row.set(col("wretr"), load(c.retries));
-  row.set(col("wredis"), load(c.redispatches));
+  setServerErrorColumns(row, c);
   row.set(col("status"), weight > 0 || backend.servers().empty() ? "UP" : "DOWN");
   row.set(col("weight"), weight);
   row.set(col("act"), active);
   row.set(col("bck"), backup);
-  row.set(col("pid"), 1);
-  row.set(col("iid"), backendId(view, backend));
-  row.set(col("sid"), 0);
+  setIdentityColumns(row, backendId(view, backend), 0, kTypeBackend, rate);
   row.set(col("lbtot"), lbtot);
-  row.set(col("type"), kTypeBackend);
-  row.set(col("rate"), rate.sessions);
-  row.set(col("rate_max"), rate.sessions_max);
   if (cfg.mode == Mode::kHttp) {
     setHttpColumns(row, c);
   }
@@ -706,6 +698,64 @@ void appendHistory(std::string& out, const StatsView& view, const void* object) 
   out += ']';
 }
 
+// The counter runs the overview objects share. Each object keeps its own field order (the
+// page reads the fields by name, but the output stays byte for byte what it was), so the
+// helpers cover runs that stand in the same order everywhere they are used.
+
+// scur and smax, slim where the object has a limit to show (0 shown as such), then stot.
+void appendSessionFields(std::string& out, const Counters& c, std::optional<int64_t> slim,
+                         bool& first) {
+  appendJsonField(out, "scur", load(c.cur_conns), first);
+  appendJsonField(out, "smax", load(c.max_conns), first);
+  if (slim) {
+    appendJsonField(out, "slim", *slim, first);
+  }
+  appendJsonField(out, "stot", static_cast<int64_t>(load(c.total_conns)), first);
+}
+
+// The session rate, and its peak where the object shows one.
+void appendRateFields(std::string& out, RateTracker::Rate rate, bool with_max, bool& first) {
+  appendJsonField(out, "rate", static_cast<int64_t>(rate.sessions), first);
+  if (with_max) {
+    appendJsonField(out, "rate_max", static_cast<int64_t>(rate.sessions_max), first);
+  }
+}
+
+// Which errors an object counts: a frontend those of its clients, a backend or a server
+// those met toward the servers.
+enum class ErrorSide : uint8_t { kClient, kServer };
+
+// bin and bout, the errors of that side, then the responses by class.
+void appendTrafficFields(std::string& out, const Counters& c, ErrorSide side, bool& first) {
+  appendJsonField(out, "bin", static_cast<int64_t>(load(c.bytes_in)), first);
+  appendJsonField(out, "bout", static_cast<int64_t>(load(c.bytes_out)), first);
+  if (side == ErrorSide::kClient) {
+    appendJsonField(out, "dreq", static_cast<int64_t>(load(c.denied_requests)), first);
+    appendJsonField(out, "ereq", static_cast<int64_t>(load(c.request_errors)), first);
+  } else {
+    appendJsonField(out, "econ", static_cast<int64_t>(load(c.connect_errors)), first);
+    appendJsonField(out, "eresp", static_cast<int64_t>(load(c.response_errors)), first);
+    appendJsonField(out, "wretr", static_cast<int64_t>(load(c.retries)), first);
+    appendJsonField(out, "wredis", static_cast<int64_t>(load(c.redispatches)), first);
+  }
+  out += ",\"hrsp\":";
+  appendHrspArray(out, c);
+}
+
+// The average times: connect and response always, queue and total where asked (a server's
+// row on the page shows only the first two).
+void appendTimerFields(std::string& out, const Counters& c, bool with_queue_and_total,
+                       bool& first) {
+  if (with_queue_and_total) {
+    appendJsonField(out, "qtime", load(c.avg_queue_ms), first);
+  }
+  appendJsonField(out, "ctime", load(c.avg_connect_ms), first);
+  appendJsonField(out, "rtime", load(c.avg_response_ms), first);
+  if (with_queue_and_total) {
+    appendJsonField(out, "ttime", load(c.avg_total_ms), first);
+  }
+}
+
 const char* boolText(bool value) {
   return value ? "true" : "false";
 }
@@ -804,23 +854,12 @@ void appendServerOverview(std::string& out, const StatsView& view, const Server&
   out += '}';
   appendJsonField(out, "last_change_ms", lastChangeMs(s, view), first);
   appendJsonField(out, "downtime_ms", downtimeMs(s, view), first);
-  appendJsonField(out, "scur", load(c.cur_conns), first);
-  appendJsonField(out, "smax", load(c.max_conns), first);
-  appendJsonField(out, "slim", server.cfg().maxconn, first);
-  appendJsonField(out, "stot", static_cast<int64_t>(load(c.total_conns)), first);
-  appendJsonField(out, "rate", static_cast<int64_t>(rate.sessions), first);
+  appendSessionFields(out, c, server.cfg().maxconn, first);
+  appendRateFields(out, rate, false, first);
   appendJsonField(out, "lbtot", static_cast<int64_t>(server.picks.load(std::memory_order_relaxed)),
                   first);
-  appendJsonField(out, "bin", static_cast<int64_t>(load(c.bytes_in)), first);
-  appendJsonField(out, "bout", static_cast<int64_t>(load(c.bytes_out)), first);
-  appendJsonField(out, "econ", static_cast<int64_t>(load(c.connect_errors)), first);
-  appendJsonField(out, "eresp", static_cast<int64_t>(load(c.response_errors)), first);
-  appendJsonField(out, "wretr", static_cast<int64_t>(load(c.retries)), first);
-  appendJsonField(out, "wredis", static_cast<int64_t>(load(c.redispatches)), first);
-  out += ",\"hrsp\":";
-  appendHrspArray(out, c);
-  appendJsonField(out, "ctime", load(c.avg_connect_ms), first);
-  appendJsonField(out, "rtime", load(c.avg_response_ms), first);
+  appendTrafficFields(out, c, ErrorSide::kServer, first);
+  appendTimerFields(out, c, false, first);
   out += ",\"replication\":";
   if (replication) {
     appendReplication(out, s.replication);
@@ -847,24 +886,11 @@ void appendBackendOverview(std::string& out, const StatsView& view, const Backen
   appendJsonField(out, "status", row[col("status")].text, first);
   appendJsonField(out, "act", row[col("act")].number, first);
   appendJsonField(out, "bck", row[col("bck")].number, first);
-  appendJsonField(out, "scur", load(c.cur_conns), first);
-  appendJsonField(out, "smax", load(c.max_conns), first);
-  appendJsonField(out, "stot", static_cast<int64_t>(load(c.total_conns)), first);
-  appendJsonField(out, "rate", static_cast<int64_t>(rate.sessions), first);
-  appendJsonField(out, "rate_max", static_cast<int64_t>(rate.sessions_max), first);
+  appendSessionFields(out, c, std::nullopt, first);
+  appendRateFields(out, rate, true, first);
   appendJsonField(out, "req_tot", static_cast<int64_t>(load(c.http_requests)), first);
-  appendJsonField(out, "bin", static_cast<int64_t>(load(c.bytes_in)), first);
-  appendJsonField(out, "bout", static_cast<int64_t>(load(c.bytes_out)), first);
-  appendJsonField(out, "econ", static_cast<int64_t>(load(c.connect_errors)), first);
-  appendJsonField(out, "eresp", static_cast<int64_t>(load(c.response_errors)), first);
-  appendJsonField(out, "wretr", static_cast<int64_t>(load(c.retries)), first);
-  appendJsonField(out, "wredis", static_cast<int64_t>(load(c.redispatches)), first);
-  out += ",\"hrsp\":";
-  appendHrspArray(out, c);
-  appendJsonField(out, "qtime", load(c.avg_queue_ms), first);
-  appendJsonField(out, "ctime", load(c.avg_connect_ms), first);
-  appendJsonField(out, "rtime", load(c.avg_response_ms), first);
-  appendJsonField(out, "ttime", load(c.avg_total_ms), first);
+  appendTrafficFields(out, c, ErrorSide::kServer, first);
+  appendTimerFields(out, c, true, first);
   out += ',';
   appendHistory(out, view, &backend);
   out += ",\"servers\":[";
@@ -892,21 +918,12 @@ void appendFrontendOverview(std::string& out, const StatsView& view, const Front
   }
   out += ']';
   appendJsonField(out, "backend", cfg.backend, first);
-  appendJsonField(out, "scur", load(c.cur_conns), first);
-  appendJsonField(out, "smax", load(c.max_conns), first);
-  appendJsonField(out, "slim", cfg.maxconn, first);
-  appendJsonField(out, "stot", static_cast<int64_t>(load(c.total_conns)), first);
-  appendJsonField(out, "rate", static_cast<int64_t>(rate.sessions), first);
-  appendJsonField(out, "rate_max", static_cast<int64_t>(rate.sessions_max), first);
+  appendSessionFields(out, c, cfg.maxconn, first);
+  appendRateFields(out, rate, true, first);
   appendJsonField(out, "req_rate", static_cast<int64_t>(rate.requests), first);
   appendJsonField(out, "req_rate_max", static_cast<int64_t>(rate.requests_max), first);
   appendJsonField(out, "req_tot", static_cast<int64_t>(load(c.http_requests)), first);
-  appendJsonField(out, "bin", static_cast<int64_t>(load(c.bytes_in)), first);
-  appendJsonField(out, "bout", static_cast<int64_t>(load(c.bytes_out)), first);
-  appendJsonField(out, "dreq", static_cast<int64_t>(load(c.denied_requests)), first);
-  appendJsonField(out, "ereq", static_cast<int64_t>(load(c.request_errors)), first);
-  out += ",\"hrsp\":";
-  appendHrspArray(out, c);
+  appendTrafficFields(out, c, ErrorSide::kClient, first);
   out += ',';
   appendHistory(out, view, &frontend);
   out += '}';

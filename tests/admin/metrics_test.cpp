@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "tests/admin/admin_test_support.h"
 
 namespace tandem {
 namespace {
@@ -23,68 +24,21 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-constexpr const char* kConfig = R"(
-[[frontend]]
-name = "http-in"
-listen = "127.0.0.1:18190"
-mode = "http"
-backend = "web"
-maxconn = 100
-
-[[frontend]]
-name = "db-in"
-listen = "127.0.0.1:18194"
-backend = "db"
-
+// An HTTP and a TCP frontend; an HTTP backend with a check, a TCP one, and the same MySQL
+// pair as a writer and as a reader backend.
+std::string metricsConfig() {
+  return frontendToml("http-in", 18190, "web", "mode = \"http\"\nmaxconn = 100\n") +
+         frontendToml("db-in", 18194, "db") + R"(
 [[backend]]
 name = "web"
 mode = "http"
 [backend.check]
 type = "http"
-[[backend.server]]
-name = "web1"
-address = "127.0.0.1:18191"
-maxconn = 10
-[[backend.server]]
-name = "web2"
-address = "127.0.0.1:18192"
-
-[[backend]]
-name = "plain"
-[[backend.server]]
-name = "t1"
-address = "127.0.0.1:18196"
-
-[[backend]]
-name = "db"
-role = "writer"
-[backend.check]
-type = "mysql"
-mode = "replication"
-user = "monitor"
-password = "secret"
-[[backend.server]]
-name = "db1"
-address = "127.0.0.1:13316"
-[[backend.server]]
-name = "db2"
-address = "127.0.0.1:13317"
-
-[[backend]]
-name = "db-read"
-role = "reader"
-[backend.check]
-type = "mysql"
-mode = "replication"
-user = "monitor"
-password = "secret"
-[[backend.server]]
-name = "db1"
-address = "127.0.0.1:13316"
-[[backend.server]]
-name = "db2"
-address = "127.0.0.1:13317"
-)";
+)" + serverToml("web1", 18191, "maxconn = 10\n") +
+         serverToml("web2", 18192) + tcpBackendToml("plain", "t1", 18196) +
+         replicationBackendToml("db", "writer", 13316, 13317) +
+         replicationBackendToml("db-read", "reader", 13316, 13317);
+}
 
 std::vector<std::string> linesStartingWith(const std::string& text, const std::string& prefix) {
   std::vector<std::string> out;
@@ -102,29 +56,16 @@ double sampleValue(const std::string& line) {
   return std::strtod(line.substr(line.rfind(' ') + 1).c_str(), nullptr);
 }
 
-class MetricsTest : public testing::Test {
+class MetricsTest : public AdminTest {
  protected:
-  MetricsTest() : runtime_(loadConfigString(kConfig, "metrics.toml")) {
+  MetricsTest() : AdminTest(metricsConfig(), "metrics.toml") {
     process_.pid = 4321;
-    process_.start_ms = kNow - 42000;
     process_.threads = 2;
-    process_.version = "0.1.0";
-    process_.node = "lb1";
   }
 
-  std::string render(const RateTracker* rates = nullptr) {
-    return renderMetrics(StatsView{runtime_, process_, rates, kNow});
-  }
-  Server& server(const std::string& backend, const std::string& name) {
-    return *runtime_.findBackend(backend)->findServer(name);
-  }
+  std::string render(const RateTracker* rates = nullptr) { return renderMetrics(view(rates)); }
   void setCheck(Server& s, const std::string& status, const std::string& reason, int health) {
-    std::lock_guard<std::mutex> lock(s.check_mutex);
-    s.check_info.enabled = true;
-    s.check_info.status = status;
-    s.check_info.reason = reason;
-    s.check_info.health = health;
-    s.check_info.duration_ms = 4;
+    setCheckInfo(s, true, health, status, reason, 4);
   }
   // A busy, varied state: every family Tandem fills has series.
   void populate() {
@@ -154,19 +95,8 @@ class MetricsTest : public testing::Test {
     runtime_.frontends()[0]->counters.total_conns = 60;
     runtime_.findBackend("db")->writer = &server("db", "db1");
     server("db-read", "db2").reads_ok = false;
-    Server& db2 = server("db", "db2");
-    std::lock_guard<std::mutex> lock(db2.check_mutex);
-    db2.replication.known = true;
-    db2.replication.is_replica = true;
-    db2.replication.read_only = true;
-    db2.replication.io_running = true;
-    db2.replication.sql_running = false;
-    db2.replication.lag_seconds = 7;
+    setStoppedReplica(server("db", "db2"), 7);
   }
-
-  static constexpr int64_t kNow = 1796300000000;
-  Runtime runtime_;
-  ProcessInfo process_;
 };
 
 TEST_F(MetricsTest, ServerStatusHasOneSeriesPerState) {
@@ -323,33 +253,39 @@ std::string runPromtool(const std::string& text, int* status) {
   return output;
 }
 
-TEST_F(MetricsTest, PromtoolFindsNothingToComplainAbout) {
-  if (access("/usr/bin/promtool", X_OK) != 0) {
-    GTEST_SKIP() << "promtool is not installed (Debian package prometheus)";
-  }
-  populate();
-  std::string text = render();
+bool promtoolInstalled() {
+  return access("/usr/bin/promtool", X_OK) == 0;
+}
+
+// promtool exits 0 and prints nothing.
+void expectPromtoolAccepts(const std::string& text) {
   int status = 0;
   std::string output = runPromtool(text, &status);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
   EXPECT_EQ(output, "");
+}
+
+TEST_F(MetricsTest, PromtoolFindsNothingToComplainAbout) {
+  if (!promtoolInstalled()) {
+    GTEST_SKIP() << "promtool is not installed (Debian package prometheus)";
+  }
+  populate();
+  expectPromtoolAccepts(render());
 
   // The check is real: a counter without _total makes it complain.
   std::string bad =
       "# HELP bad_counter A counter named wrong.\n# TYPE bad_counter counter\n"
       "bad_counter 1\n";
+  int status = 0;
   std::string complaint = runPromtool(bad, &status);
   EXPECT_THAT(complaint, HasSubstr("_total"));
 }
 
 TEST_F(MetricsTest, PromtoolAcceptsAnIdleConfigToo) {
-  if (access("/usr/bin/promtool", X_OK) != 0) {
+  if (!promtoolInstalled()) {
     GTEST_SKIP() << "promtool is not installed (Debian package prometheus)";
   }
-  int status = 0;
-  std::string output = runPromtool(render(), &status);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
-  EXPECT_EQ(output, "");
+  expectPromtoolAccepts(render());
 }
 
 }  // namespace

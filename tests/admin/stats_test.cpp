@@ -16,6 +16,7 @@
 
 #include "core/config.h"
 #include "core/log.h"
+#include "tests/admin/admin_test_support.h"
 
 namespace tandem {
 namespace {
@@ -23,24 +24,11 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-constexpr const char* kConfig = R"(
-[[frontend]]
-name = "http-in"
-listen = "127.0.0.1:18090"
-mode = "http"
-backend = "web"
-maxconn = 100
-
-[[frontend]]
-name = "tcp-in"
-listen = "127.0.0.1:18093"
-backend = "plain"
-
-[[frontend]]
-name = "db-in"
-listen = "127.0.0.1:18094"
-backend = "db"
-
+// Three frontends; an HTTP backend with a check and a backup, a TCP one and a MySQL writer
+// pair.
+std::string statsConfig() {
+  return frontendToml("http-in", 18090, "web", "mode = \"http\"\nmaxconn = 100\n") +
+         frontendToml("tcp-in", 18093, "plain") + frontendToml("db-in", 18094, "db") + R"(
 [[backend]]
 name = "web"
 mode = "http"
@@ -49,40 +37,11 @@ cookie = "SERVERID"
 type = "http"
 rise = 2
 fall = 3
-[[backend.server]]
-name = "web1"
-address = "127.0.0.1:18091"
-[[backend.server]]
-name = "web2"
-address = "127.0.0.1:18092"
-maxconn = 50
-weight = 3
-[[backend.server]]
-name = "web3"
-address = "127.0.0.1:18095"
-backup = true
-
-[[backend]]
-name = "plain"
-[[backend.server]]
-name = "t1"
-address = "127.0.0.1:18096"
-
-[[backend]]
-name = "db"
-role = "writer"
-[backend.check]
-type = "mysql"
-mode = "replication"
-user = "monitor"
-password = "secret"
-[[backend.server]]
-name = "db1"
-address = "127.0.0.1:13306"
-[[backend.server]]
-name = "db2"
-address = "127.0.0.1:13307"
-)";
+)" + serverToml("web1", 18091) +
+         serverToml("web2", 18092, "maxconn = 50\nweight = 3\n") +
+         serverToml("web3", 18095, "backup = true\n") + tcpBackendToml("plain", "t1", 18096) +
+         replicationBackendToml("db", "writer", 13306, 13307);
+}
 
 // --- a small CSV reader (HAProxy's quoting: "..." with doubled quotes) ---
 
@@ -209,23 +168,21 @@ class JsonChecker {
         return number();
     }
   }
-  bool object() {
+  bool object() { return sequence('}', true); }
+  bool array() { return sequence(']', false); }
+  // An object's or an array's items up to `close`; an object's each behind a "name":.
+  bool sequence(char close, bool named) {
     ++i_;
     skip();
-    if (i_ < s_.size() && s_[i_] == '}') {
+    if (i_ < s_.size() && s_[i_] == close) {
       ++i_;
       return true;
     }
     while (true) {
       skip();
-      if (i_ >= s_.size() || s_[i_] != '"' || !string()) {
+      if (named && !name()) {
         return false;
       }
-      skip();
-      if (i_ >= s_.size() || s_[i_++] != ':') {
-        return false;
-      }
-      skip();
       if (!value()) {
         return false;
       }
@@ -234,28 +191,20 @@ class JsonChecker {
         ++i_;
         continue;
       }
-      return i_ < s_.size() && s_[i_++] == '}';
+      return i_ < s_.size() && s_[i_++] == close;
     }
   }
-  bool array() {
-    ++i_;
+  // A member's name and its colon, and the space after.
+  bool name() {
+    if (i_ >= s_.size() || s_[i_] != '"' || !string()) {
+      return false;
+    }
     skip();
-    if (i_ < s_.size() && s_[i_] == ']') {
-      ++i_;
-      return true;
+    if (i_ >= s_.size() || s_[i_++] != ':') {
+      return false;
     }
-    while (true) {
-      skip();
-      if (!value()) {
-        return false;
-      }
-      skip();
-      if (i_ < s_.size() && s_[i_] == ',') {
-        ++i_;
-        continue;
-      }
-      return i_ < s_.size() && s_[i_++] == ']';
-    }
+    skip();
+    return true;
   }
   bool string() {
     ++i_;
@@ -332,32 +281,17 @@ TEST(StatsJsonCheckerTest, TellsValidFromInvalid) {
 
 // --- fixture ---
 
-class StatsTest : public testing::Test {
+class StatsTest : public AdminTest {
  protected:
-  StatsTest() : runtime_(loadConfigString(kConfig, "stats.toml")) {
+  StatsTest() : AdminTest(statsConfig(), "stats.toml") {
     process_.pid = 1234;
-    process_.start_ms = kNow - 42000;
     process_.threads = 4;
-    process_.version = "0.1.0";
-    process_.node = "lb1";
     process_.config_path = "/etc/tandem/tandem.toml";
   }
 
-  StatsView view(const RateTracker* rates = nullptr) const {
-    return StatsView{runtime_, process_, rates, kNow};
-  }
-  Server& server(const std::string& backend, const std::string& name) {
-    return *runtime_.findBackend(backend)->findServer(name);
-  }
-  // Puts a server in a check state, as the checker would.
   void setCheck(Server& s, bool enabled, int health, const std::string& status = "L4OK",
                 const std::string& reason = "Layer4 check passed") {
-    std::lock_guard<std::mutex> lock(s.check_mutex);
-    s.check_info.enabled = enabled;
-    s.check_info.health = health;
-    s.check_info.status = status;
-    s.check_info.reason = reason;
-    s.check_info.duration_ms = 1;
+    setCheckInfo(s, enabled, health, status, reason, 1);
   }
   void enableAllChecks() {
     for (const auto& b : runtime_.backends()) {
@@ -368,10 +302,6 @@ class StatsTest : public testing::Test {
       }
     }
   }
-
-  static constexpr int64_t kNow = 1796300000000;
-  Runtime runtime_;
-  ProcessInfo process_;
 };
 
 std::string referenceHeader() {
@@ -689,14 +619,9 @@ TEST_F(StatsTest, OverviewShowsWriterReplicationAndStates) {
   Server& db1 = server("db", "db1");
   Server& db2 = server("db", "db2");
   db.writer = &db1;
+  setStoppedReplica(db2, 5);
   {
     std::lock_guard<std::mutex> lock(db2.check_mutex);
-    db2.replication.known = true;
-    db2.replication.is_replica = true;
-    db2.replication.read_only = true;
-    db2.replication.io_running = true;
-    db2.replication.sql_running = false;
-    db2.replication.lag_seconds = 5;
     db2.replication.last_sql_error = "Error 1062: \"dup\"";
     db2.replication.gtid_executed = "0-1-5,1-2-7";
   }
