@@ -52,34 +52,26 @@ BENCH_NAME=http_compare
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$REPO/bench/lib.sh"
 
-usage() { sed -n '2,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
-
-while [ $# -gt 0 ]; do
-  opt=$1
-  case $opt in
-    -h|--help) usage; exit 0 ;;
+set_option() {
+  case $1 in
+    -d|--duration) DURATION=$2 ;;
+    -c|--connections) CONNECTIONS=$2 ;;
+    -t|--threads) THREADS=$2 ;;
+    -r|--repeat) REPEAT=$2 ;;
+    --wrk-threads) WRK_THREADS=$2 ;;
+    --backend-threads) BACKEND_THREADS=$2 ;;
+    --workloads) WORKLOADS=$2 ;;
+    --targets) TARGETS=$2 ;;
+    --warmup) WARMUP=$2 ;;
+    --access-log) ACCESS_LOG=$2 ;;
+    --tandem) TANDEM=$2 ;;
+    --backend) BACKEND_BIN=$2 ;;
+    --haproxy) HAPROXY=$2 ;;
+    --out) OUT_DIR=$2 ;;
+    *) return 1 ;;
   esac
-  [ $# -ge 2 ] || die "option $opt needs a value (see --help)"
-  val=$2
-  shift 2
-  case $opt in
-    -d|--duration) DURATION=$val ;;
-    -c|--connections) CONNECTIONS=$val ;;
-    -t|--threads) THREADS=$val ;;
-    -r|--repeat) REPEAT=$val ;;
-    --wrk-threads) WRK_THREADS=$val ;;
-    --backend-threads) BACKEND_THREADS=$val ;;
-    --workloads) WORKLOADS=$val ;;
-    --targets) TARGETS=$val ;;
-    --warmup) WARMUP=$val ;;
-    --access-log) ACCESS_LOG=$val ;;
-    --tandem) TANDEM=$val ;;
-    --backend) BACKEND_BIN=$val ;;
-    --haproxy) HAPROXY=$val ;;
-    --out) OUT_DIR=$val ;;
-    *) die "unknown option $opt (see --help)" ;;
-  esac
-done
+}
+parse_options "$@"
 
 DURATION=${DURATION%s}
 WARMUP=${WARMUP%s}

@@ -11,6 +11,20 @@
 # SIGTERM. Everything listens on 127.0.0.1 only.
 
 die() { echo "$BENCH_NAME: $*" >&2; exit 1; }
+# -h/--help prints the calling script's header comment (down to its `set -uo` line).
+usage() { sed -n '2,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p}' "$0"; }
+
+# Reads "--option value" pairs through the script's own `set_option OPTION VALUE`, which sets
+# its variable and returns 1 for an option it does not know.
+parse_options() {
+  while [ $# -gt 0 ]; do
+    case $1 in -h|--help) usage; exit 0 ;; esac
+    [ $# -ge 2 ] || die "option $1 needs a value (see --help)"
+    set_option "$1" "$2" || die "unknown option $1 (see --help)"
+    shift 2
+  done
+}
+
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 has() { [[ ",$1," == *",$2,"* ]]; }   # has LIST ITEM: ITEM is in the comma-separated LIST
 

@@ -49,32 +49,24 @@ BENCH_NAME=sysbench_compare
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$REPO/bench/lib.sh"
 
-usage() { sed -n '2,/^set -uo/{/^set -uo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
-
-while [ $# -gt 0 ]; do
-  opt=$1
-  case $opt in
-    -h|--help) usage; exit 0 ;;
+set_option() {
+  case $1 in
+    -d|--duration) DURATION=$2 ;;
+    -c|--clients) CLIENTS=$2 ;;
+    -t|--threads) THREADS=$2 ;;
+    -r|--repeat) REPEAT=$2 ;;
+    --tables) TABLES=$2 ;;
+    --table-size) TABLE_SIZE=$2 ;;
+    --workloads) WORKLOADS=$2 ;;
+    --targets) TARGETS=$2 ;;
+    --warmup) WARMUP=$2 ;;
+    --tandem) TANDEM=$2 ;;
+    --haproxy) HAPROXY=$2 ;;
+    --out) OUT_DIR=$2 ;;
+    *) return 1 ;;
   esac
-  [ $# -ge 2 ] || die "option $opt needs a value (see --help)"
-  val=$2
-  shift 2
-  case $opt in
-    -d|--duration) DURATION=$val ;;
-    -c|--clients) CLIENTS=$val ;;
-    -t|--threads) THREADS=$val ;;
-    -r|--repeat) REPEAT=$val ;;
-    --tables) TABLES=$val ;;
-    --table-size) TABLE_SIZE=$val ;;
-    --workloads) WORKLOADS=$val ;;
-    --targets) TARGETS=$val ;;
-    --warmup) WARMUP=$val ;;
-    --tandem) TANDEM=$val ;;
-    --haproxy) HAPROXY=$val ;;
-    --out) OUT_DIR=$val ;;
-    *) die "unknown option $opt (see --help)" ;;
-  esac
-done
+}
+parse_options "$@"
 
 DURATION=${DURATION%s}
 WARMUP=${WARMUP%s}

@@ -14,24 +14,6 @@ namespace {
 // there, so only this much of it is kept, in printable ASCII.
 constexpr size_t kMaxStatusText = 64;
 
-// Errors that say the check could not even try (HAProxy's SOCKERR) rather than that the
-// server did not answer (L4CON); the same split as TcpCheck's.
-bool isSocketError(int err) {
-  switch (err) {
-    case UV_EMFILE:
-    case UV_ENFILE:
-    case UV_ENOBUFS:
-    case UV_ENOMEM:
-    case UV_EADDRINUSE:
-    case UV_EADDRNOTAVAIL:
-    case UV_EAFNOSUPPORT:
-    case UV_EINVAL:
-      return true;
-    default:
-      return false;
-  }
-}
-
 std::string printable(std::string_view text) {
   std::string out(text.substr(0, kMaxStatusText));
   std::replace_if(
@@ -40,12 +22,6 @@ std::string printable(std::string_view text) {
 }
 
 }  // namespace
-
-// Lives until libuv calls onConnect, which may be after the HttpCheck is gone (owner null).
-struct HttpCheck::ConnectRequest {
-  uv_connect_t req{};
-  HttpCheck* owner = nullptr;
-};
 
 // Holds the request bytes until libuv is done with them; owned by nobody but libuv's
 // callback, which may come after the HttpCheck is gone.
@@ -56,16 +32,7 @@ struct HttpCheck::WriteRequest {
 
 HttpCheck::HttpCheck(uv_loop_t* loop, Server& server, const CheckConfig& cfg,
                      TransitionFn on_transition)
-    : Check(loop, server, cfg, std::move(on_transition)) {
-  timeout_timer_.init(uv_timer_init, loop);
-  timeout_timer_.get()->data = this;
-}
-
-// The handles close themselves when their owners are destroyed; only the connect request
-// must learn that nobody waits for it any more.
-HttpCheck::~HttpCheck() {
-  detachConnect();
-}
+    : TcpCheck(loop, server, cfg, std::move(on_transition)) {}
 
 std::string HttpCheck::buildRequest(const CheckConfig& cfg, const Server& server) {
   std::string host = cfg.host;
@@ -84,18 +51,7 @@ bool HttpCheck::expects(const CheckConfig& cfg, int status) {
 
 void HttpCheck::startProbe() {
   resetResponse();
-  socket_.emplace();
-  int rc = socket_->init(uv_tcp_init, loop());
-  if (rc == 0) {
-    socket_->get()->data = this;  // for onAlloc and onRead
-    rc = connect();
-  }
-  if (rc != 0) {
-    onConnectFailed(rc);
-    return;
-  }
-  step_ = Step::kConnecting;
-  uv_timer_start(timeout_timer_.get(), &HttpCheck::onTimer, cfg().timeout.count(), 0);
+  TcpCheck::startProbe();
 }
 
 // A fresh parser per probe, as each connection carries exactly one response. llhttp keeps
@@ -115,43 +71,10 @@ void HttpCheck::resetResponse() {
   head_done_ = false;
 }
 
-int HttpCheck::connect() {
-  auto* request = new ConnectRequest;
-  request->owner = this;
-  request->req.data = request;
-  const auto* addr = reinterpret_cast<const sockaddr*>(&server().addr());
-  int rc = uv_tcp_connect(&request->req, socket_->get(), addr, &HttpCheck::onConnect);
-  if (rc != 0) {
-    delete request;  // libuv keeps no reference to a request it refused
-    return rc;
-  }
-  connect_ = request;
-  return 0;
-}
-
-void HttpCheck::onConnect(uv_connect_t* req, int status) {
-  auto* request = static_cast<ConnectRequest*>(req->data);
-  HttpCheck* owner = request->owner;
-  delete request;
-  if (owner == nullptr) {
-    return;  // abandoned (timeout, close, or the check was destroyed): UV_ECANCELED
-  }
-  owner->connect_ = nullptr;
-  if (status == 0) {
-    owner->onConnected();
-  } else {
-    owner->onConnectFailed(status);
-  }
-}
-
-void HttpCheck::onConnectFailed(int status) {
-  const char* check_status = isSocketError(status) ? "SOCKERR" : "L4CON";
-  endProbe(CheckResult{false, check_status, uv_strerror(status), elapsedMs()});
-}
-
 // From here on, the timeout is a layer-7 one: the server accepted but did not answer.
 void HttpCheck::onConnected() {
   step_ = Step::kExchanging;
+  socket_->get()->data = this;  // for onAlloc and onRead
   int rc = sendRequest();
   if (rc == 0) {
     rc = uv_read_start(socket_->stream(), &HttpCheck::onAlloc, &HttpCheck::onRead);
@@ -244,72 +167,12 @@ int HttpCheck::onHeadersComplete(llhttp_t* parser) {
   return HPE_PAUSED;
 }
 
-void HttpCheck::onTimer(uv_timer_t* timer) {
-  static_cast<HttpCheck*>(timer->data)->onTimeout();
-}
-
 void HttpCheck::onTimeout() {
   if (step_ == Step::kConnecting) {
-    endProbe(CheckResult{false, "L4TOUT", "connection timeout", elapsedMs()});
+    TcpCheck::onTimeout();
     return;
   }
   endProbe(CheckResult{false, "L7TOUT", "Layer7 timeout", elapsedMs()});
-}
-
-// The result waits for the socket's close callback: the next probe (started from
-// finishProbe) then always finds the previous socket gone. Closing also stops reading, so
-// no read callback follows this one.
-void HttpCheck::endProbe(CheckResult result) {
-  uv_timer_stop(timeout_timer_.get());
-  detachConnect();
-  result_ = std::move(result);
-  step_ = Step::kClosingSocket;
-  socket_->close([this] { onSocketClosed(); });
-}
-
-void HttpCheck::detachConnect() {
-  if (connect_ != nullptr) {
-    connect_->owner = nullptr;
-    connect_ = nullptr;
-  }
-}
-
-void HttpCheck::onSocketClosed() {
-  step_ = Step::kIdle;
-  if (closing_) {
-    onHandleClosed();
-    return;
-  }
-  finishProbe(std::move(result_));
-}
-
-// Counts the timeout timer and a socket still open or closing; a socket in kClosingSocket
-// already has onSocketClosed() coming, which reports to onHandleClosed() once closing_ is
-// set. One extra count is held until everything is under way.
-void HttpCheck::closeProbe(std::function<void()> on_closed) {
-  closing_ = true;
-  on_closed_ = std::move(on_closed);
-  detachConnect();
-  handles_left_ = 2;
-  timeout_timer_.close([this] { onHandleClosed(); });
-  if (step_ == Step::kConnecting || step_ == Step::kExchanging) {
-    step_ = Step::kClosingSocket;
-    socket_->close([this] { onSocketClosed(); });
-  }
-  if (step_ == Step::kClosingSocket) {
-    ++handles_left_;
-  }
-  onHandleClosed();
-}
-
-void HttpCheck::onHandleClosed() {
-  if (--handles_left_ > 0) {
-    return;
-  }
-  auto done = std::move(on_closed_);
-  if (done) {
-    done();
-  }
 }
 
 }  // namespace tandem

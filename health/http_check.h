@@ -10,10 +10,10 @@
 //   Connection: close\r\n
 //   \r\n
 //
-// One probe, each step a method; the outcomes use HAProxy's check_status words:
-//   startProbe()          open a socket, connect to server.addr(), arm the `timeout` timer
-//   onConnectFailed()     L4CON with libuv's text, or SOCKERR when no connection could even
-//                         be attempted (as in TcpCheck)
+// One probe, each step a method; the outcomes use HAProxy's check_status words. The
+// connect, the timeout and the close are TcpCheck's (the base class):
+//   startProbe()          reset the response parser, then TcpCheck's connect
+//   onConnectFailed()     L4CON with libuv's text, or SOCKERR (TcpCheck's)
 //   onConnected()         write the request and start reading
 //   onResponseBytes()     feed llhttp until the head is complete, then:
 //     onHead()            L7OK  "Layer7 check passed: 200 OK"
@@ -44,14 +44,13 @@
 #include <string>
 
 #include "core/uv_handle.h"
-#include "health/check.h"
+#include "health/tcp_check.h"
 
 namespace tandem {
 
-class HttpCheck final : public Check {
+class HttpCheck final : public TcpCheck {
  public:
   HttpCheck(uv_loop_t* loop, Server& server, const CheckConfig& cfg, TransitionFn on_transition);
-  ~HttpCheck() override;
 
   // The bytes sent by each probe to `server` (exposed for tests and for documentation).
   static std::string buildRequest(const CheckConfig& cfg, const Server& server);
@@ -63,18 +62,13 @@ class HttpCheck final : public Check {
 
  protected:
   void startProbe() override;
-  void closeProbe(std::function<void()> on_closed) override;
+  void onConnected() override;
+  void onTimeout() override;
 
  private:
-  enum class Step { kIdle, kConnecting, kExchanging, kClosingSocket };
-  struct ConnectRequest;
   struct WriteRequest;
 
   void resetResponse();
-  int connect();
-  static void onConnect(uv_connect_t* req, int status);
-  void onConnected();
-  void onConnectFailed(int status);
   int sendRequest();
   static void onWrite(uv_write_t* req, int status);
   static void onAlloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf);
@@ -85,26 +79,12 @@ class HttpCheck final : public Check {
   void onIoError(int status);
   static int onStatusText(llhttp_t* parser, const char* at, size_t len);
   static int onHeadersComplete(llhttp_t* parser);
-  static void onTimer(uv_timer_t* timer);
-  void onTimeout();
-  void endProbe(CheckResult result);
-  void detachConnect();
-  void onSocketClosed();
-  void onHandleClosed();
 
-  Step step_ = Step::kIdle;
-  UvHandle<uv_timer_t> timeout_timer_;
-  std::optional<UvHandle<uv_tcp_t>> socket_;  // a fresh one per probe
-  ConnectRequest* connect_ = nullptr;         // the connect we still wait for, if any
   llhttp_t parser_{};
   size_t head_bytes_ = 0;    // response bytes read so far in this probe
   std::string status_text_;  // the reason phrase, as far as received
   bool head_done_ = false;   // llhttp reached the end of the head
   std::array<char, 4096> read_buffer_{};
-  CheckResult result_;  // held while the socket closes
-  bool closing_ = false;
-  int handles_left_ = 0;
-  std::function<void()> on_closed_;
 };
 
 }  // namespace tandem

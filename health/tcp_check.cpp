@@ -141,7 +141,7 @@ void TcpCheck::closeProbe(std::function<void()> on_closed) {
   detachConnect();
   handles_left_ = 2;
   timeout_timer_.close([this] { onHandleClosed(); });
-  if (step_ == Step::kConnecting) {
+  if (step_ == Step::kConnecting || step_ == Step::kExchanging) {
     step_ = Step::kClosingSocket;
     socket_->close([this] { onSocketClosed(); });
   }
